@@ -28,10 +28,14 @@ _BASEMODEL_ATTRS = frozenset(
         "model_validate", "model_validate_json", "model_validate_strings",
     }
 )
-_TYPING_NAMES = frozenset(
-    {"Any", "Annotated", "Literal", "Field", "BaseModel", "ConfigDict", "GeoPoint", "PBDateTime",
-     "JsonValue", "TYPE_CHECKING", "annotations"}
+#: Names the generated model modules import (see templates/service/models/base.py).
+MODEL_MODULE_NAMES = frozenset(
+    {"Any", "Annotated", "Literal", "Field", "BaseModel", "ConfigDict", "JsonValue",
+     "TYPE_CHECKING", "annotations", "GeoPoint", "GeoPointInput", "PBDateTime", "Blank",
+     "NonZero", "NonBlank", "NonZeroPoint", "Email", "DateInput", "RequiredDateInput",
+     "FileNames", "RecordBase", "ExpandBase", "PageBase", "InputBase"}
 )
+_TYPING_NAMES = MODEL_MODULE_NAMES
 RESERVED_ATTRS = frozenset(
     set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | _BASEMODEL_ATTRS | _TYPING_NAMES
 )
@@ -49,8 +53,6 @@ def identifier(name: str, *, taken: Iterable[str] = ()) -> str:
     if not base:
         base = "field"
     if base[0].isdigit() or name.startswith("_"):
-        base = "f_" + base
-    if base.startswith("model_"):
         base = "f_" + base
     if (base in RESERVED_ATTRS and base not in _ALLOWED_SHADOWS) or base.startswith("__"):
         base += "_"
@@ -88,6 +90,16 @@ def module_name(name: str, *, taken: Iterable[str] = ()) -> str:
 
 
 _RESERVED_MODULES = frozenset({"base", "types", "typing", "enum", "json", "__init__", "datetime"})
+
+
+def import_order(names: Iterable[str]) -> tuple[str, ...]:
+    """Names in the order isort and ruff put them: CONSTANTS, Classes, then functions."""
+
+    def key(name: str) -> tuple[int, str, str]:
+        kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+        return kind, name.lower(), name
+
+    return tuple(sorted(set(names), key=key))
 
 
 def _unique(base: str, taken: set[str]) -> str:

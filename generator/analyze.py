@@ -1,0 +1,334 @@
+"""Input model + config → the intermediate model (``ir``). Pure: no I/O, no Jinja.
+
+Decides which collections are exposed, every Python name (with conflicts resolved here, once),
+the relation graph behind ``expand`` and cache tags, and per-collection policies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import naming, pytypes
+from .config import Config
+from .errors import ConfigError
+from .ir import CollectionIR, ExpandIR, FieldIR, LiteralIR, ModifierIR, SchemaIR
+from .pbschema import PBCollection, PBField, PBSchema
+
+_RECORD_SUFFIXES = ("Record", "Create", "Update", "Page", "Expand")
+_VIEW_SOURCE = re.compile(r"\b(?:from|join)\s+[`\"\[]?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Names:
+    module: str
+    prefix: str
+
+
+def analyze(schema: PBSchema, config: Config) -> SchemaIR:
+    """Build the frozen IR for ``schema`` under ``config``."""
+    known = {c.name for c in schema.collections}
+    unknown = sorted(set(config.exclude) - known)
+    if unknown:
+        raise ConfigError(f"exclude names {unknown[0]!r}, which is not a collection of the schema")
+    exposed = sorted(
+        (c for c in schema.collections
+         if c.name not in config.exclude and (config.include_system or not c.system)),
+        key=lambda c: c.name,
+    )
+    excluded = tuple(sorted(known - {c.name for c in exposed}))
+    names = _assign_names(exposed)
+    taken_globals = set(naming.MODEL_MODULE_NAMES)
+    for n in names.values():
+        taken_globals.update(n.prefix + s for s in _RECORD_SUFFIXES)
+    resolve = {c.id: c for c in exposed} | {c.name: c for c in exposed}
+    back_refs = _back_references(exposed, resolve)
+
+    collections = []
+    for col in exposed:
+        collections.append(
+            _collection(col, names, taken_globals, resolve, back_refs.get(col.name, []), schema)
+        )
+    return SchemaIR(
+        model_imports=_model_imports(collections),
+        catalog_imports=naming.import_order(
+            n for c in collections for n in (c.record_class, c.create_class, c.update_class) if n
+        ),
+        catalog_spec_imports=naming.import_order(
+            ["CollectionSpec", "Rules"] + (["ExpandSpec"] if any(c.expands for c in collections) else [])
+        ),
+        package=config.package,
+        distribution=config.distribution,
+        title=config.title,
+        version=config.version,
+        collections=tuple(collections),
+        excluded=excluded,
+        rate_limit=config.rate_limit,
+        cache_ttl=config.cache.ttl,
+        cache_max_bytes=config.cache.max_bytes,
+        warnings=schema.warnings,
+    )
+
+
+def _assign_names(collections: list[PBCollection]) -> dict[str, _Names]:
+    modules: set[str] = set()
+    prefixes: set[str] = set()
+    out = {}
+    for col in collections:
+        module = naming.module_name(col.name, taken=modules)
+        prefix = naming.class_name(col.name, taken=prefixes)
+        modules.add(module)
+        prefixes.add(prefix)
+        out[col.name] = _Names(module, prefix)
+    return out
+
+
+def _back_references(
+    collections: list[PBCollection], resolve: dict[str, PBCollection]
+) -> dict[str, list[tuple[PBCollection, PBField]]]:
+    """For each collection, the (collection, relation field) pairs that point at it."""
+    refs: dict[str, list[tuple[PBCollection, PBField]]] = {}
+    for col in collections:
+        for f in col.fields:
+            target = resolve.get(f.collection_id) if f.type == "relation" else None
+            if target is not None and col.type != "view" and not f.hidden:
+                refs.setdefault(target.name, []).append((col, f))
+    return refs
+
+
+def _collection(
+    col: PBCollection,
+    names: dict[str, _Names],
+    taken_globals: set[str],
+    resolve: dict[str, PBCollection],
+    back_refs: list[tuple[PBCollection, PBField]],
+    schema: PBSchema,
+) -> CollectionIR:
+    own = names[col.name]
+    attrs: set[str] = set(_BASE_ATTRS)
+    literals: list[LiteralIR] = []
+    fields: list[FieldIR] = []
+    writable = col.type != "view"
+    for f in _with_auth_inputs(col):
+        literal = None
+        if f.type == "select" and f.values:
+            literal = naming.class_name(own.prefix + naming.class_name(f.name), taken=taken_globals)
+            taken_globals.add(literal)
+            values = ", ".join(repr(v) for v in f.values)
+            literals.append(LiteralIR(literal, f.values, f"Literal[{values}]"))
+        attr = "id" if f.name == "id" else naming.identifier(f.name, taken=attrs)
+        attrs.add(attr)
+        rec_t, rec_d = pytypes.record_type(f, literal)
+        if f.name in _AUTH_INPUT_ONLY:
+            rec_t = None
+        cre_t, cre_d = pytypes.input_type(f, literal, update=False) if writable else (None, "")
+        upd_t, _ = pytypes.input_type(f, literal, update=True) if writable else (None, "")
+        if f.name == "oldPassword":
+            cre_t = None
+        if f.primary_key:
+            upd_t = None  # a record's id cannot change
+        target = resolve.get(f.collection_id) if f.type == "relation" else None
+        fields.append(
+            FieldIR(
+                source=f,
+                name=f.name,
+                attr=attr,
+                alias=None if attr == f.name else f.name,
+                record_annotation=rec_t,
+                record_default=rec_d,
+                create_annotation=cre_t,
+                create_default=cre_d,
+                update_annotation=upd_t,
+                literal_alias=literal,
+                target=target.name if target is not None else None,
+                description=f.help,
+                record_decl=declaration(attr, f.name, rec_t, rec_d),
+                create_decl=declaration(attr, f.name, cre_t, cre_d),
+                update_decl=declaration(attr, f.name, upd_t, "None"),
+            )
+        )
+    modifiers = _modifiers(fields, attrs) if writable else ()
+    expands = _expands(col, fields, names, resolve, back_refs)
+    expand_imports = sorted(
+        {(e.target_module, e.target_class) for e in expands if e.target != col.name}
+    )
+    literal_names = tuple(lit.name for lit in literals)
+    classes = tuple(
+        c for c in (own.prefix + "Expand", own.prefix + "Record", own.prefix + "Page",
+                    own.prefix + "Create" if writable else None,
+                    own.prefix + "Update" if writable else None) if c
+    )
+    return CollectionIR(
+        name=col.name,
+        id=col.id,
+        type=col.type,
+        system=col.system,
+        module=own.module,
+        class_prefix=own.prefix,
+        record_class=own.prefix + "Record",
+        create_class=own.prefix + "Create" if writable else None,
+        update_class=own.prefix + "Update" if writable else None,
+        page_class=own.prefix + "Page",
+        expand_class=own.prefix + "Expand",
+        fields=tuple(fields),
+        modifiers=modifiers,
+        expands=expands,
+        literals=tuple(literals),
+        rules=col.rules,
+        auth=col.auth,
+        view_query=col.view_query,
+        depends_on=_depends_on(col, schema),
+        records_path=f"/api/collections/{col.name}/records",
+        sse_topic=f"{col.name}/*",
+        public_list=col.rules.list == "",
+        public_view=col.rules.view == "",
+        expand_imports=tuple(expand_imports),
+        imports=_imports(fields, modifiers, literals, writable, expand_imports),
+        exports=literal_names + classes,
+    )
+
+
+def _model_imports(collections: list[CollectionIR]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``models/__init__``'s imports: ``.base`` and every collection module, sorted by module."""
+    modules = {"base": naming.import_order(("GeoPoint", "PageBase", "RecordBase"))}
+    modules |= {c.module: naming.import_order(c.exports) for c in collections}
+    return tuple(sorted(modules.items()))
+
+
+def declaration(attr: str, key: str, annotation: str | None, default: str) -> str | None:
+    """A class-body line: ``attr: annotation = default``, with ``alias`` when names differ."""
+    if annotation is None:
+        return None
+    if attr == key:
+        return f"{attr}: {annotation}" + (f" = {default}" if default else "")
+    if default.startswith("Field("):
+        args = default[len("Field(") : -1]
+        return f"{attr}: {annotation} = Field({args}, alias={key!r})"
+    if default:
+        return f"{attr}: {annotation} = Field(default={default}, alias={key!r})"
+    return f"{attr}: {annotation} = Field(alias={key!r})"
+
+
+def _expand_decl(attr: str, key: str, cls: str, multiple: bool) -> str:
+    ann = f"list[{cls}] | None" if multiple else f"{cls} | None"
+    decl = declaration(attr, key, ann, "None")
+    assert decl is not None
+    return decl
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FROM = {"Annotated": "typing", "Literal": "typing", "Field": "pydantic", "JsonValue": "pydantic"}
+
+
+def _imports(
+    fields: list[FieldIR],
+    modifiers: tuple[ModifierIR, ...],
+    literals: list[LiteralIR],
+    writable: bool,
+    expand_imports: list[tuple[str, str]],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """What a collection's model module must import, found in the text it will contain."""
+    text = [d for f in fields for d in (f.record_decl, f.create_decl, f.update_decl) if d]
+    text += [m.decl for m in modifiers] + [lit.annotation for lit in literals]
+    used = set(_NAME.findall(" ".join(text)))
+    bases = {"ExpandBase", "RecordBase", "PageBase"} | ({"InputBase"} if writable else set())
+    used |= bases | {"Field"}  # Page.items uses Field(default_factory=list)
+    groups: dict[str, set[str]] = {}
+    for name in used & naming.MODEL_MODULE_NAMES:
+        if name in ("TYPE_CHECKING", "annotations", "BaseModel", "ConfigDict", "Any"):
+            continue
+        groups.setdefault(_FROM.get(name, ".base"), set()).add(name)
+    if expand_imports:
+        groups.setdefault("typing", set()).add("TYPE_CHECKING")
+    order = ("typing", "pydantic", ".base")
+    return tuple((m, naming.import_order(groups[m])) for m in order if m in groups)
+
+
+#: Attributes every Record already has (``RecordBase``): user fields must not reuse them.
+_BASE_ATTRS = ("collectionId", "collectionName", "expand")
+#: Body keys of auth collections that are not schema fields.
+_AUTH_INPUT_ONLY = ("passwordConfirm", "oldPassword")
+
+
+def _with_auth_inputs(col: PBCollection) -> list[PBField]:
+    """The schema's fields, plus ``passwordConfirm``/``oldPassword`` on auth collections."""
+    fields = list(col.fields)
+    password = col.field("password")
+    if col.type == "auth" and password is not None:
+        at = fields.index(password) + 1
+        fields[at:at] = [
+            PBField(name="passwordConfirm", type="password", required=True, system=True),
+            PBField(name="oldPassword", type="password", required=False, system=True),
+        ]
+    return fields
+
+
+def _modifiers(fields: list[FieldIR], attrs: set[str]) -> tuple[ModifierIR, ...]:
+    """`views+`, `tags+`, `+tags`, `tags-` keys accepted by update bodies."""
+    out = []
+    for f in fields:
+        src = f.source
+        if f.update_annotation is None or src.hidden:
+            continue
+        if src.type == "number":
+            kind = "int" if src.only_int else "float"
+            keys = ((f"{f.name}+", "add", kind), (f"{f.name}-", "sub", kind))
+        elif src.multiple and src.type in ("select", "relation"):
+            item = f.literal_alias or "str"
+            ann = f"list[{item}] | {item}"
+            keys = ((f"{f.name}+", "append", ann), (f"+{f.name}", "prepend", ann), (f"{f.name}-", "remove", ann))
+        elif src.type == "file":
+            keys = ((f"{f.name}-", "remove", "list[str] | str"),)
+        else:
+            continue
+        for key, verb, ann in keys:
+            attr = naming.identifier(f"{f.attr}_{verb}", taken=attrs)
+            attrs.add(attr)
+            ann = f"{ann} | None"
+            decl = declaration(attr, key, ann, "None")
+            assert decl is not None
+            out.append(ModifierIR(key=key, attr=attr, annotation=ann, field=f.name, decl=decl))
+    return tuple(out)
+
+
+def _expands(
+    col: PBCollection,
+    fields: list[FieldIR],
+    names: dict[str, _Names],
+    resolve: dict[str, PBCollection],
+    back_refs: list[tuple[PBCollection, PBField]],
+) -> tuple[ExpandIR, ...]:
+    attrs: set[str] = set()
+    out = []
+    for f in fields:
+        if f.target is None or f.source.hidden:
+            continue
+        attr = naming.identifier(f.name, taken=attrs)
+        attrs.add(attr)
+        t = names[f.target]
+        out.append(ExpandIR(
+            key=f.name, attr=attr, alias=None if attr == f.name else f.name, target=f.target,
+            target_class=t.prefix + "Record", target_module=t.module, multiple=f.source.multiple,
+            back=False, via_field=f.name,
+            decl=_expand_decl(attr, f.name, t.prefix + "Record", f.source.multiple),
+        ))
+    for src_col, src_field in back_refs:
+        key = f"{src_col.name}_via_{src_field.name}"
+        attr = naming.identifier(key, taken=attrs)
+        attrs.add(attr)
+        t = names[src_col.name]
+        out.append(ExpandIR(
+            key=key, attr=attr, alias=None if attr == key else key, target=src_col.name,
+            target_class=t.prefix + "Record", target_module=t.module, multiple=True,
+            back=True, via_field=src_field.name,
+            decl=_expand_decl(attr, key, t.prefix + "Record", True),
+        ))
+    return tuple(out)
+
+
+def _depends_on(col: PBCollection, schema: PBSchema) -> tuple[str, ...]:
+    if col.type != "view":
+        return (col.name,)
+    known = {c.name.lower(): c.name for c in schema.collections}
+    found = sorted({known[m.lower()] for m in _VIEW_SOURCE.findall(col.view_query) if m.lower() in known})
+    return tuple(found) if found else ("*",)

@@ -1,0 +1,50 @@
+"""The library entry point: ``generate(schema, config)`` → files, warnings and errors.
+
+The CLI is a thin shell over this. Nothing here touches the disk or the network; errors are
+returned, not raised, so callers decide how to report them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .analyze import analyze
+from .config import Config
+from .errors import HaptaError
+from .formatting import format_files
+from .ir import SchemaIR
+from .loader import normalize, parse
+from .pbschema import PBSchema
+from .render import render
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    files: dict[str, str] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    ir: SchemaIR | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def generate(schema: PBSchema | object, config: Config | None = None, *, progress: Progress | None = None) -> GenerationResult:
+    """Build every file of the gateway for ``schema`` (a ``PBSchema`` or raw export JSON)."""
+    say = progress or (lambda _msg: None)
+    try:
+        pb = schema if isinstance(schema, PBSchema) else parse(normalize(schema))
+        say(f"loaded {len(pb.collections)} collections")
+        ir = analyze(pb, config or Config())
+        say(f"analysed {len(ir.collections)} exposed collections")
+        files = render(ir)
+        say(f"rendered {len(files)} files")
+        files = format_files(files)
+        say("formatted")
+    except HaptaError as exc:
+        return GenerationResult(errors=(exc.message,))
+    return GenerationResult(files=files, warnings=ir.warnings, ir=ir)
