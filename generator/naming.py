@@ -36,8 +36,10 @@ MODEL_MODULE_NAMES = frozenset(
      "FileNames", "RecordBase", "ExpandBase", "PageBase", "InputBase"}
 )
 _TYPING_NAMES = MODEL_MODULE_NAMES
+#: Soft keywords of every Python the generated code may run on (``type`` since 3.12).
+SOFT_KEYWORDS = frozenset({"_", "case", "match", "type"}) | frozenset(keyword.softkwlist)
 RESERVED_ATTRS = frozenset(
-    set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | _BASEMODEL_ATTRS | _TYPING_NAMES
+    set(keyword.kwlist) | SOFT_KEYWORDS | set(dir(builtins)) | _BASEMODEL_ATTRS | _TYPING_NAMES
 )
 #: Attribute names that are fine even though they shadow a builtin (they are the record's own).
 _ALLOWED_SHADOWS = frozenset({"id"})
@@ -84,7 +86,7 @@ def module_name(name: str, *, taken: Iterable[str] = ()) -> str:
     base = _NOT_IDENT.sub("_", snake).strip("_").lower() or "collection"
     if base[0].isdigit():
         base = "c_" + base
-    if keyword.iskeyword(base) or keyword.issoftkeyword(base) or base in _RESERVED_MODULES:
+    if keyword.iskeyword(base) or base in SOFT_KEYWORDS or base in _RESERVED_MODULES:
         base += "_"
     return _unique(base, set(taken))
 
