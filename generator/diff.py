@@ -2,11 +2,11 @@
 
 Collections and fields are matched by name; ids are ignored (a field or collection that got a
 new id under the same name has not changed), except that a field whose name changed but whose id
-did not is reported as a rename. Relation targets are compared by collection name. A key that
-one side leaves out compares as PocketBase's default for it (so a hand-written or legacy export
-and a pulled schema of the same thing have no differences); a key with no known default is only
-compared when both sides have it. Output order is deterministic: collections by name, then
-collection keys, then fields in schema order, then field order.
+did not is reported as a rename. Relation targets are compared by collection name. A field key
+that one side leaves out (or sets to ``null``) compares as PocketBase's default for it, so a
+hand-written or legacy export and a pulled schema of the same thing have no differences; a key
+with no known default is only compared when both sides have it. Output order is deterministic:
+collections by name, then collection keys, then fields in schema order, then field order.
 """
 
 from __future__ import annotations
@@ -185,8 +185,8 @@ def _diff_field(
         defaults.pop("help")
     lines: list[str] = []
     for key in sorted((old.keys() | new.keys()) - _FIELD_SKIP):
-        before = old.get(key, defaults.get(key, _MISSING))
-        after = new.get(key, defaults.get(key, _MISSING))
+        before = _value(old, key, defaults)
+        after = _value(new, key, defaults)
         if before is _MISSING or after is _MISSING:
             continue
         if key == "collectionId":
@@ -195,3 +195,11 @@ def _diff_field(
         if before != after:
             lines.append(f"{where}: {key} {_show(before)} -> {_show(after)}")
     return lines
+
+
+def _value(field: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> Any:
+    """The field's value for ``key``; absent or ``null`` means PocketBase's default (Go zero)."""
+    value = field.get(key, _MISSING)
+    if (value is _MISSING or value is None) and key in defaults:
+        return defaults[key]
+    return value
