@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 import httpx
 
@@ -77,7 +77,7 @@ class PocketBaseServer:
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._workdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
+        self._log: IO[bytes] | None = None
         self._port: int | None = None
         self._token: str | None = None
         self._http: httpx.Client | None = None

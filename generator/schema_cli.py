@@ -37,17 +37,17 @@ schema_app = typer.Typer(
 )
 
 UrlOpt = Annotated[
-    str | None, typer.Option("--url", help=f"PocketBase base URL [env: {ENV_URL}]", show_default=False)
+    str | None, typer.Option("--url", help=f"PocketBase base URL (env: {ENV_URL})", show_default=False)
 ]
 EmailOpt = Annotated[
     str | None,
-    typer.Option("--email", help=f"Superuser email [env: {ENV_EMAIL}]", show_default=False),
+    typer.Option("--email", help=f"Superuser email (env: {ENV_EMAIL})", show_default=False),
 ]
 PasswordOpt = Annotated[
     str | None,
     typer.Option(
         "--password",
-        help=f"Superuser password; prefer the environment [env: {ENV_PASSWORD}]",
+        help=f"Superuser password; prefer the environment (env: {ENV_PASSWORD})",
         show_default=False,
     ),
 ]

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import PB_ENV_VARS, POSTLY_SCHEMA_PATH, CliRun, Routes
+from conftest import PB_ENV_VARS, POSTLY_SCHEMA_PATH, REPO_ROOT, CliRun, Routes
 from typer.testing import CliRunner
 
 from generator.pbserver import PocketBaseServer
@@ -75,6 +78,24 @@ def test_pull_as_a_process_with_env_vars(pb: PocketBaseServer, run_schema_cli: C
     assert done.stdout == "wrote schema/out.json: 8 collections, 64 fields\n"
     assert pb.password not in done.stdout + done.stderr
     assert not list((tmp_path / "schema").glob(".*.tmp"))
+
+
+def test_hapta_gen_schema_pull(pb: PocketBaseServer, tmp_path: Path) -> None:
+    """The installed ``hapta-gen`` (main CLI) mounts this sub-app as ``schema``."""
+    script = shutil.which("hapta-gen") or str(Path(sys.executable).parent / "hapta-gen")
+    if Path(script).is_file():
+        command = [script]
+    else:  # not installed: the same entry point, through Python
+        command = [sys.executable, "-c", "from generator.cli import main; main()"]
+    env = {k: v for k, v in os.environ.items() if k not in PB_ENV_VARS}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    done = subprocess.run(
+        [*command, "schema", "pull", "--out", "pulled.json", *_login(pb)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pulled.json").read_bytes() == _committed()
+    assert done.stdout == "wrote pulled.json: 8 collections, 64 fields\n"
 
 
 def test_pull_reads_dotenv(pb: PocketBaseServer, cli: Invoke, tmp_path: Path) -> None:
