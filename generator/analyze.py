@@ -55,7 +55,9 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
             n for c in collections for n in (c.record_class, c.create_class, c.update_class) if n
         ),
         catalog_spec_imports=naming.import_order(
-            ["CollectionSpec", "Rules"] + (["ExpandSpec"] if any(c.expands for c in collections) else [])
+            ["CollectionSpec", "FieldSpec", "Rules"]
+            + (["ExpandSpec"] if any(c.expands for c in collections) else [])
+            + (["AuthSpec"] if any(c.auth_spec != "None" for c in collections) else [])
         ),
         package=config.package,
         distribution=config.distribution,
@@ -145,6 +147,7 @@ def _collection(
                 record_decl=declaration(attr, f.name, rec_t, rec_d),
                 create_decl=declaration(attr, f.name, cre_t, cre_d),
                 update_decl=declaration(attr, f.name, upd_t, "None"),
+                spec="" if f.name in _AUTH_INPUT_ONLY else field_spec(f, target.name if target else None),
             )
         )
     modifiers = _modifiers(fields, attrs) if writable else ()
@@ -185,6 +188,46 @@ def _collection(
         expand_imports=tuple(expand_imports),
         imports=_imports(fields, modifiers, literals, writable, expand_imports),
         exports=literal_names + classes,
+        auth_spec=auth_spec(col),
+    )
+
+
+#: PocketBase's per-file limit when a file field's ``maxSize`` is 0.
+DEFAULT_FILE_MAX = 5 * 1024 * 1024
+
+
+def field_spec(f: PBField, target: str | None) -> str:
+    """The catalog's ``FieldSpec(...)``: what the gateway checks at run time, defaults omitted."""
+    args = [f"name={f.name!r}", f"type={f.type!r}"]
+    if f.multiple:
+        args.append("multiple=True")
+    if f.required:
+        args.append("required=True")
+    if f.hidden:
+        args.append("hidden=True")
+    if f.type in ("select", "file", "relation"):
+        args.append(f"max_select={max(f.max_select, 1)}")
+    if f.type == "file":
+        args.append(f"max_size={f.max_size or DEFAULT_FILE_MAX}")
+        if f.mime_types:
+            args.append(f"mime_types={f.mime_types!r}")
+        if f.thumbs:
+            args.append(f"thumbs={f.thumbs!r}")
+        if f.protected:
+            args.append("protected=True")
+    if target is not None:
+        args.append(f"target={target!r}")
+    return f"FieldSpec({', '.join(args)})"
+
+
+def auth_spec(col: PBCollection) -> str:
+    """The catalog's ``AuthSpec(...)`` for an auth collection, else ``"None"``."""
+    a = col.auth
+    if col.type != "auth" or a is None:
+        return "None"
+    return (
+        f"AuthSpec(password={a.password_enabled}, identity_fields={a.identity_fields!r}, "
+        f"otp={a.otp_enabled}, oauth2={a.oauth2_enabled}, mfa={a.mfa_enabled})"
     )
 
 

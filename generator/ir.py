@@ -40,6 +40,9 @@ class FieldIR:
     record_decl: str | None
     create_decl: str | None
     update_decl: str | None
+    #: The catalog's ``FieldSpec(...)`` for a schema field ("" for body-only keys such as
+    #: ``passwordConfirm``): what the gateway checks at run time (files, sort, multipart).
+    spec: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,12 @@ class CollectionIR:
     imports: tuple[tuple[str, tuple[str, ...]], ...]
     #: Every public name the model module defines (for ``__all__`` and re-exports).
     exports: tuple[str, ...]
+    #: The catalog's ``AuthSpec(...)`` (auth collections) or ``"None"``.
+    auth_spec: str = "None"
+
+    @property
+    def field_specs(self) -> tuple[str, ...]:
+        return tuple(f.spec for f in self.fields if f.spec)
 
     @property
     def record_fields(self) -> tuple[FieldIR, ...]:

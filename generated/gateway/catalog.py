@@ -27,7 +27,7 @@ from .models import (
     UsersRecord,
     UsersUpdate,
 )
-from .spec import CollectionSpec, ExpandSpec, Rules
+from .spec import AuthSpec, CollectionSpec, ExpandSpec, FieldSpec, Rules
 
 COLLECTIONS: tuple[CollectionSpec, ...] = (
     CollectionSpec(
@@ -48,6 +48,22 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("attachments",),
         public_list=False,
         public_view=False,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(name="title", type="text"),
+            FieldSpec(
+                name="file",
+                type="file",
+                required=True,
+                max_select=1,
+                max_size=10485760,
+                protected=True,
+            ),
+            FieldSpec(name="owner", type="relation", required=True, max_select=1, target="users"),
+            FieldSpec(name="created", type="autodate"),
+            FieldSpec(name="updated", type="autodate"),
+        ),
+        auth=None,
     ),
     CollectionSpec(
         name="audit_log",
@@ -67,6 +83,15 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("audit_log",),
         public_list=False,
         public_view=False,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(name="action", type="select", required=True, max_select=1),
+            FieldSpec(name="type", type="text"),
+            FieldSpec(name="actor", type="relation", max_select=1, target="users"),
+            FieldSpec(name="payload", type="json"),
+            FieldSpec(name="created", type="autodate"),
+        ),
+        auth=None,
     ),
     CollectionSpec(
         name="comments",
@@ -89,6 +114,15 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("comments",),
         public_list=True,
         public_view=True,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(name="post", type="relation", required=True, max_select=1, target="posts"),
+            FieldSpec(name="author", type="relation", required=True, max_select=1, target="users"),
+            FieldSpec(name="text", type="text", required=True),
+            FieldSpec(name="created", type="autodate"),
+            FieldSpec(name="updated", type="autodate"),
+        ),
+        auth=None,
     ),
     CollectionSpec(
         name="follows",
@@ -111,6 +145,17 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("follows",),
         public_list=True,
         public_view=True,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(
+                name="follower", type="relation", required=True, max_select=1, target="users"
+            ),
+            FieldSpec(
+                name="following", type="relation", required=True, max_select=1, target="users"
+            ),
+            FieldSpec(name="created", type="autodate"),
+        ),
+        auth=None,
     ),
     CollectionSpec(
         name="likes",
@@ -133,6 +178,13 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("likes",),
         public_list=True,
         public_view=True,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(name="post", type="relation", required=True, max_select=1, target="posts"),
+            FieldSpec(name="user", type="relation", required=True, max_select=1, target="users"),
+            FieldSpec(name="created", type="autodate"),
+        ),
+        auth=None,
     ),
     CollectionSpec(
         name="post_stats",
@@ -152,6 +204,14 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("comments", "likes", "posts"),
         public_list=True,
         public_view=True,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(name="title", type="text", required=True),
+            FieldSpec(name="author", type="relation", required=True, max_select=1, target="users"),
+            FieldSpec(name="comment_count", type="number"),
+            FieldSpec(name="like_count", type="number"),
+        ),
+        auth=None,
     ),
     CollectionSpec(
         name="posts",
@@ -176,6 +236,47 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("posts",),
         public_list=True,
         public_view=True,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(name="title", type="text", required=True),
+            FieldSpec(name="slug", type="text"),
+            FieldSpec(name="body", type="editor"),
+            FieldSpec(name="views", type="number"),
+            FieldSpec(name="rating", type="number"),
+            FieldSpec(name="published", type="bool"),
+            FieldSpec(name="status", type="select", required=True, max_select=1),
+            FieldSpec(name="tags", type="select", multiple=True, max_select=3),
+            FieldSpec(name="publishAt", type="date"),
+            FieldSpec(
+                name="cover",
+                type="file",
+                max_select=1,
+                max_size=5242880,
+                mime_types=("image/png", "image/jpeg", "image/webp"),
+                thumbs=("100x100", "200x0"),
+            ),
+            FieldSpec(
+                name="gallery",
+                type="file",
+                multiple=True,
+                max_select=5,
+                max_size=5242880,
+                mime_types=("image/png", "image/jpeg", "image/webp"),
+                thumbs=("100x100",),
+            ),
+            FieldSpec(name="author", type="relation", required=True, max_select=1, target="users"),
+            FieldSpec(
+                name="coauthors", type="relation", multiple=True, max_select=10, target="users"
+            ),
+            FieldSpec(name="meta", type="json"),
+            FieldSpec(name="website", type="url"),
+            FieldSpec(name="contact", type="email"),
+            FieldSpec(name="location", type="geoPoint"),
+            FieldSpec(name="moderationNote", type="text", hidden=True),
+            FieldSpec(name="created", type="autodate"),
+            FieldSpec(name="updated", type="autodate"),
+        ),
+        auth=None,
     ),
     CollectionSpec(
         name="users",
@@ -204,6 +305,30 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         depends_on=("users",),
         public_list=True,
         public_view=True,
+        fields=(
+            FieldSpec(name="id", type="text", required=True),
+            FieldSpec(name="password", type="password", required=True, hidden=True),
+            FieldSpec(name="tokenKey", type="text", required=True, hidden=True),
+            FieldSpec(name="email", type="email", required=True),
+            FieldSpec(name="emailVisibility", type="bool"),
+            FieldSpec(name="verified", type="bool"),
+            FieldSpec(name="name", type="text"),
+            FieldSpec(
+                name="avatar",
+                type="file",
+                max_select=1,
+                max_size=2097152,
+                mime_types=("image/jpeg", "image/png", "image/webp"),
+                thumbs=("100x100",),
+            ),
+            FieldSpec(name="bio", type="editor"),
+            FieldSpec(name="role", type="select", max_select=1),
+            FieldSpec(name="created", type="autodate"),
+            FieldSpec(name="updated", type="autodate"),
+        ),
+        auth=AuthSpec(
+            password=True, identity_fields=("email",), otp=False, oauth2=False, mfa=False
+        ),
     ),
 )
 #: Collections in the schema that the gateway does not expose: requests to them are a 404.
