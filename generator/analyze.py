@@ -313,6 +313,7 @@ def _modifiers(fields: list[FieldIR], attrs: set[str]) -> tuple[ModifierIR, ...]
         src = f.source
         if f.update_annotation is None or src.hidden:
             continue
+        keys: tuple[tuple[str, str, str], ...]
         if src.type == "number":
             kind = "int" if src.only_int else "float"
             keys = ((f"{f.name}+", "add", kind), (f"{f.name}-", "sub", kind))
