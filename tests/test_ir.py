@@ -1,0 +1,114 @@
+"""The intermediate model of examples/postly (pure: no servers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from generator.analyze import analyze
+from generator.config import Config, config_from_dict, load_config
+from generator.errors import ConfigError
+from generator.ir import SchemaIR, to_json
+from generator.loader import load_file
+
+POSTLY = Path(__file__).resolve().parent.parent / "examples" / "postly"
+
+
+@pytest.fixture(scope="module")
+def ir() -> SchemaIR:
+    return analyze(load_file(POSTLY / "pb_schema.json"), load_config(POSTLY / "hapta.yaml"))
+
+
+def test_every_collection_is_exposed_with_stable_names(ir: SchemaIR) -> None:
+    assert [c.name for c in ir.collections] == sorted(c.name for c in ir.collections)
+    posts = ir.collection("posts")
+    assert (posts.record_class, posts.create_class, posts.page_class) == ("PostsRecord", "PostsCreate", "PostsPage")
+    assert ir.collection("audit_log").class_prefix == "AuditLog"
+    assert ir.collection("post_stats").create_class is None  # views are read-only
+
+
+def test_python_hostile_names_get_aliases(ir: SchemaIR) -> None:
+    field = next(f for f in ir.collection("audit_log").fields if f.name == "type")
+    assert (field.attr, field.alias) == ("type_", "type")
+    assert field.record_decl == "type_: str = Field(default=\"\", alias='type')"
+
+
+def test_secrets_and_hidden_fields_never_in_responses(ir: SchemaIR) -> None:
+    users = ir.collection("users")
+    record = {f.name for f in users.record_fields}
+    assert {"password", "tokenKey", "passwordConfirm", "oldPassword"}.isdisjoint(record)
+    assert {"email", "emailVisibility", "verified", "name"} <= record
+    create = {f.name for f in users.create_fields}
+    assert {"password", "passwordConfirm", "email"} <= create and "tokenKey" not in create
+    assert "oldPassword" in {f.name for f in users.update_fields}
+    posts = ir.collection("posts")
+    assert "moderationNote" not in {f.name for f in posts.record_fields + posts.create_fields}
+
+
+def test_select_values_that_are_not_identifiers_are_literals(ir: SchemaIR) -> None:
+    tags = next(lit for lit in ir.collection("posts").literals if lit.name == "PostsTags")
+    assert "4K" in tags.values and "1" in tags.values
+    assert "'4K'" in tags.annotation
+
+
+def test_relation_graph_forward_and_back(ir: SchemaIR) -> None:
+    posts = {e.key: e for e in ir.collection("posts").expands}
+    assert posts["author"].target == "users" and not posts["author"].multiple
+    assert posts["coauthors"].multiple
+    assert posts["comments_via_post"].back and posts["comments_via_post"].target == "comments"
+    users = {e.key for e in ir.collection("users").expands}
+    assert {"posts_via_author", "follows_via_follower", "follows_via_following"} <= users
+
+
+def test_view_depends_on_the_collections_its_query_reads(ir: SchemaIR) -> None:
+    assert ir.collection("post_stats").depends_on == ("comments", "likes", "posts")
+    assert ir.collection("posts").depends_on == ("posts",)
+
+
+def test_rules_and_cache_policy(ir: SchemaIR) -> None:
+    posts, attachments, audit = ir.collection("posts"), ir.collection("attachments"), ir.collection("audit_log")
+    assert posts.public_list and posts.public_view
+    assert not attachments.public_list and attachments.rules.view == "owner = @request.auth.id"
+    assert audit.rules.list is None and not audit.public_view
+    assert posts.sse_topic == "posts/*" and posts.records_path == "/api/collections/posts/records"
+
+
+def test_update_models_carry_modifiers(ir: SchemaIR) -> None:
+    keys = {m.key for m in ir.collection("posts").modifiers}
+    assert {"views+", "views-", "tags+", "+tags", "tags-", "gallery-"} <= keys
+
+
+def test_exclusion_and_unknown_exclusion() -> None:
+    schema = load_file(POSTLY / "pb_schema.json")
+    ir = analyze(schema, config_from_dict({"exclude": ["audit_log"]}))
+    assert "audit_log" not in [c.name for c in ir.collections] and ir.excluded == ("audit_log",)
+    with pytest.raises(ConfigError, match="'nope'"):
+        analyze(schema, config_from_dict({"exclude": ["nope"]}))
+
+
+def test_ir_dumps_as_json(ir: SchemaIR) -> None:
+    data = json.loads(to_json(ir))
+    assert data["package"] == "gateway" and len(data["collections"]) == len(ir.collections)
+    assert to_json(ir) == to_json(analyze(load_file(POSTLY / "pb_schema.json"), load_config(POSTLY / "hapta.yaml")))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"package": "my-gateway"}, "not a valid Python package name"),
+        ({"package": "class"}, "not a valid Python package name"),
+        ({"cache": {"ttl": "long"}}, "'ttl' has the wrong type"),
+        ({"rate_limit": {"Max": True}}, "'Max' has the wrong type"),
+        ({"colour": 1}, "unknown key 'colour'"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
+def test_bad_config_is_one_clear_error(data: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)
+
+
+def test_default_config() -> None:
+    assert Config().package == "gateway" and Config().rate_limit.max == 300
