@@ -80,7 +80,11 @@ def build(
 ) -> None:
     """Render the gateway package for a schema into --out (or check that it is up to date)."""
     started = time.perf_counter()
-    progress = (lambda _m: None) if quiet else (lambda m: _say(f"  {m}"))
+
+    def progress(message: str) -> None:
+        if not quiet:
+            _say(f"  {message}")
+
     progress(f"reading {schema}")
     pb = load_file(schema)
     settings = load_config(config)

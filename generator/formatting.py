@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import black
+from black.mode import Mode, TargetVersion
+from black.parsing import InvalidInput
 
 from .errors import HaptaError
 
-_MODE = black.Mode(target_versions={black.TargetVersion.PY311}, line_length=100)
+_MODE = Mode(target_versions={TargetVersion.PY311}, line_length=100)
 
 
 def format_files(files: dict[str, str]) -> dict[str, str]:
@@ -16,7 +18,7 @@ def format_files(files: dict[str, str]) -> dict[str, str]:
         if path.endswith(".py"):
             try:
                 text = black.format_str(text, mode=_MODE)
-            except black.InvalidInput as exc:
+            except InvalidInput as exc:
                 first = str(exc).splitlines()[0]
                 raise HaptaError(f"generated {path} is not valid Python ({first}); this is a hapta-gen bug") from None
         out[path] = text

@@ -157,12 +157,11 @@ def _normalize_field(raw: object, collection: str, index: int) -> JsonDict:
         field["onlyInt"] = True
     if "convertUrls" in opts and "convertURLs" not in field:
         field["convertURLs"] = bool(opts["convertUrls"])
-    if ftype in ("text", "password", "number") and isinstance(nested, Mapping):
+    if ftype in ("text", "password") and isinstance(nested, Mapping):
         # Legacy exports write `null` where 0.23+ writes 0 for "no limit" on text.
-        if ftype != "number":
-            for key in ("min", "max"):
-                if field.get(key) is None:
-                    field[key] = 0
+        for key in ("min", "max"):
+            if field.get(key) is None:
+                field[key] = 0
     if ftype in ("select", "file") and field.get("maxSelect") in (None, 0):
         field["maxSelect"] = 1
     if ftype == "relation" and isinstance(nested, Mapping) and field.get("maxSelect") in (None, 0):
@@ -329,34 +328,34 @@ def _parse_field(raw: JsonDict, collection: str) -> PBField:
     return PBField(
         name=name,
         type=ftype,
-        id=get.str("id"),
-        system=get.bool("system"),
-        hidden=get.bool("hidden"),
-        required=get.bool("required"),
-        presentable=get.bool("presentable"),
-        help=get.str("help"),
+        id=get.text("id"),
+        system=get.flag("system"),
+        hidden=get.flag("hidden"),
+        required=get.flag("required"),
+        presentable=get.flag("presentable"),
+        help=get.text("help"),
         min=get.num("min") if ftype in ("text", "password", "number") else None,
         max=get.num("max") if ftype in ("text", "password", "number") else None,
-        pattern=get.str("pattern"),
-        autogenerate_pattern=get.str("autogeneratePattern"),
-        primary_key=get.bool("primaryKey"),
-        only_int=get.bool("onlyInt") if is_number else False,
+        pattern=get.text("pattern"),
+        autogenerate_pattern=get.text("autogeneratePattern"),
+        primary_key=get.flag("primaryKey"),
+        only_int=get.flag("onlyInt") if is_number else False,
         max_size=int(get.num("maxSize") or 0),
-        convert_urls=get.bool("convertURLs"),
+        convert_urls=get.flag("convertURLs"),
         only_domains=get.strs("onlyDomains"),
         except_domains=get.strs("exceptDomains"),
-        date_min=get.str("min") if ftype == "date" else "",
-        date_max=get.str("max") if ftype == "date" else "",
-        on_create=get.bool("onCreate"),
-        on_update=get.bool("onUpdate"),
+        date_min=get.text("min") if ftype == "date" else "",
+        date_max=get.text("max") if ftype == "date" else "",
+        on_create=get.flag("onCreate"),
+        on_update=get.flag("onUpdate"),
         values=get.strs("values"),
         max_select=int(get.num("maxSelect") or 0),
         min_select=int(get.num("minSelect") or 0),
         mime_types=get.strs("mimeTypes"),
         thumbs=get.strs("thumbs"),
-        protected=get.bool("protected"),
-        collection_id=get.str("collectionId"),
-        cascade_delete=get.bool("cascadeDelete"),
+        protected=get.flag("protected"),
+        collection_id=get.text("collectionId"),
+        cascade_delete=get.flag("cascadeDelete"),
     )
 
 
@@ -370,7 +369,7 @@ class _Getter:
         return SchemaError(f"option `{key}` must be {expected}, not {self.raw[key]!r}",
                            collection=self.collection, field=self.field)
 
-    def str(self, key: str) -> str:
+    def text(self, key: str) -> str:
         value = self.raw.get(key)
         if value is None:
             return ""
@@ -378,7 +377,7 @@ class _Getter:
             raise self._bad(key, "a string")
         return value
 
-    def bool(self, key: str) -> bool:
+    def flag(self, key: str) -> bool:
         value = self.raw.get(key)
         if value is None:
             return False
