@@ -1,0 +1,482 @@
+"""JSON Schemas (OpenAPI 3.1, i.e. JSON Schema 2020-12) of records, bodies and shared objects.
+
+Response schemas describe what PocketBase returns: every non-hidden field with its zero value
+(``""``, ``0``, ``false``, ``[]``, ``null`` for json), dates as ``YYYY-MM-DD HH:MM:SS.sssZ``.
+No key is required in a response: ``?fields=`` may pick any subset, and auth records leave
+``email`` out for other callers. Request schemas mirror the generated pydantic input models
+(``pytypes.input_type``): the same constraints, ``""`` where the model accepts a blank, ``null``
+where the key is optional, unknown keys allowed (PocketBase ignores them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import pytypes
+from .ir import CollectionIR, FieldIR
+from .pbschema import PBField
+
+JsonSchema = dict[str, Any]
+
+SCHEMAS = "#/components/schemas/"
+#: PocketBase's stored date, or ``""`` when unset (``2026-01-02 03:04:05.678Z``).
+PB_DATE_PATTERN = r"^(|\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?Z)$"
+#: Dates a body may carry (as ``models/base.py``'s ``_DATE_INPUT``): PocketBase's or ISO 8601.
+DATE_INPUT_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
+)
+#: As ``models/base.py``'s ``_EMAIL`` (with its ``max_length``).
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+EMAIL_MAX = 255
+#: What ``required`` refuses in a json field (``NonBlank``).
+_JSON_BLANKS: list[Any] = [None, "", 0, False, [], {}]
+
+
+def ref(name: str, **extra: Any) -> JsonSchema:
+    return {"$ref": SCHEMAS + name, **extra}
+
+
+# ---------------------------------------------------------------------------------------------
+# component names beyond the IR's classes (suffixes no IR class ends with, so no clashes)
+
+
+def create_form_name(c: CollectionIR) -> str:
+    return c.class_prefix + "CreateForm"
+
+
+def update_form_name(c: CollectionIR) -> str:
+    return c.class_prefix + "UpdateForm"
+
+
+def auth_response_name(c: CollectionIR) -> str:
+    return c.class_prefix + "AuthResponse"
+
+
+def event_name(c: CollectionIR) -> str:
+    return c.class_prefix + "Event"
+
+
+def has_files(c: CollectionIR) -> bool:
+    return any(f.source.type == "file" and not f.source.hidden for f in c.fields)
+
+
+def has_form(c: CollectionIR) -> bool:
+    """Writable collections with file fields also take ``multipart/form-data`` bodies."""
+    return c.create_class is not None and any(f.source.type == "file" for f in c.create_fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# responses
+
+
+def record_field(f: FieldIR, c: CollectionIR) -> JsonSchema:
+    """A field as PocketBase returns it (its zero value included)."""
+    src = f.source
+    t = src.type
+    schema: JsonSchema
+    if f.name == "id":
+        schema = {"type": "string", "description": "The record id."}
+        return schema
+    if t in ("text", "editor", "email", "url"):
+        schema = {"type": "string"}
+    elif t == "number":
+        schema = {"type": "integer" if src.only_int else "number"}
+        # Zero (unset) is stored whatever min/max say: only bounds that admit it are shown.
+        if src.min is not None and src.min <= 0:
+            schema["minimum"] = _num(src.min)
+        if src.max is not None and src.max >= 0:
+            schema["maximum"] = _num(src.max)
+    elif t == "bool":
+        schema = {"type": "boolean"}
+    elif t in ("date", "autodate"):
+        schema = {"type": "string", "pattern": PB_DATE_PATTERN}
+        if t == "autodate":
+            schema["readOnly"] = True
+    elif t == "json":
+        schema = {}
+    elif t == "geoPoint":
+        schema = ref("GeoPoint")
+    elif t == "select":
+        values = _unique(src.values)
+        item: JsonSchema = {"type": "string", "enum": values} if values else {"type": "string"}
+        if src.multiple:
+            schema = _array(item, max_items=src.max_select)
+        else:
+            # "" is the zero value; rows older than `required` still hold it.
+            schema = {"type": "string", "enum": [*values, ""]} if values else item
+    else:  # file, relation
+        schema = (
+            _array({"type": "string"}, max_items=src.max_select)
+            if src.multiple
+            else {"type": "string"}
+        )
+    return _described(schema, _record_note(f, c))
+
+
+def record_schema(c: CollectionIR) -> JsonSchema:
+    props: JsonSchema = {}
+    fields = c.record_fields
+    for f in fields:
+        if f.name == "id":
+            props[f.name] = record_field(f, c)
+    props["collectionId"] = {"type": "string", "examples": [c.id]}
+    props["collectionName"] = {"type": "string", "const": c.name}
+    for f in fields:
+        if f.name != "id":
+            props[f.name] = record_field(f, c)
+    props["expand"] = ref(
+        c.expand_class, description="Present when `?expand=` filled something in."
+    )
+    return {
+        "type": "object",
+        "description": (
+            f"A `{c.name}` record as PocketBase returns it: every field present with its zero "
+            "value when unset (`?fields=` may pick fewer keys). Hidden fields are never listed."
+        ),
+        "properties": props,
+    }
+
+
+def expand_schema(c: CollectionIR) -> JsonSchema:
+    props: JsonSchema = {}
+    for e in c.expands:
+        target = ref(e.target_class)
+        if e.multiple:
+            props[e.key] = {"type": "array", "items": target}
+        else:
+            props[e.key] = target
+        via = (
+            f"records of `{e.target}` whose `{e.via_field}` points here" if e.back else f"`{e.key}`"
+        )
+        props[e.key] = _described(props[e.key], f"Expanded {via}.")
+    return {
+        "type": "object",
+        "description": (
+            f"Relations of `{c.name}` that `?expand=` can fill in (dot for nesting). Every key "
+            "is optional: the related collection's view rule may leave any of them out."
+        ),
+        "properties": props,
+    }
+
+
+def page_schema(c: CollectionIR) -> JsonSchema:
+    return {
+        "type": "object",
+        "description": (
+            f"PocketBase's list envelope for `{c.name}` "
+            "(`totalItems`/`totalPages` are -1 with `skipTotal`)."
+        ),
+        "properties": {
+            "page": {"type": "integer"},
+            "perPage": {"type": "integer"},
+            "totalItems": {"type": "integer"},
+            "totalPages": {"type": "integer"},
+            "items": {"type": "array", "items": ref(c.record_class)},
+        },
+        "required": ["page", "perPage", "totalItems", "totalPages", "items"],
+    }
+
+
+def auth_response_schema(c: CollectionIR) -> JsonSchema:
+    return {
+        "type": "object",
+        "description": f"A PocketBase auth token and the authenticated `{c.name}` record.",
+        "properties": {
+            "token": {"type": "string", "description": "Send as `Authorization: <token>`."},
+            "record": ref(c.record_class),
+            "meta": {
+                "type": "object",
+                "description": "OAuth2 only: the provider's user data and `isNew`.",
+            },
+        },
+        "required": ["token", "record"],
+    }
+
+
+def event_schema(c: CollectionIR) -> JsonSchema:
+    return {
+        "type": "object",
+        "description": f"The `data` of a realtime event for a `{c.sse_topic}` or `{c.name}/<id>` subscription.",
+        "properties": {
+            "action": {"type": "string", "enum": ["create", "update", "delete"]},
+            "record": ref(c.record_class, description="Delete events carry the last state."),
+        },
+        "required": ["action", "record"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# request bodies
+
+
+def input_field(f: FieldIR, annotation: str, *, form: bool = False) -> JsonSchema:
+    """A body key, mirroring ``annotation`` (the IR's pydantic type for it).
+
+    ``form``: the ``multipart/form-data`` spelling (uploads as binary parts, no ``null``).
+    """
+    src = f.source
+    parts = annotation.split(" | ")
+    if form and src.type == "file":
+        schema = _upload(src)
+    else:
+        schema = _input_value(src)
+        if "Blank" in parts:
+            schema = _with_blank(schema)
+        if parts[-1] == "None" and not form:
+            schema = _nullable(schema)
+    if src.type == "password":
+        schema = {**schema, "writeOnly": True}
+    return _described(schema, _input_note(f, form=form))
+
+
+def create_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
+    props: JsonSchema = {}
+    required: list[str] = []
+    for f in c.create_fields:
+        assert f.create_annotation is not None
+        props[f.name] = input_field(f, f.create_annotation, form=form)
+        if f.create_default == pytypes.REQUIRED or (
+            form and f.source.type == "file" and f.source.required
+        ):
+            required.append(f.name)
+    how = "multipart/form-data (files as parts)" if form else "JSON"
+    schema: JsonSchema = {
+        "type": "object",
+        "description": f"The {how} body of `POST {c.records_path}`. Unknown keys are ignored.",
+        "properties": props,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def update_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
+    props: JsonSchema = {}
+    for f in c.update_fields:
+        assert f.update_annotation is not None
+        props[f.name] = input_field(f, f.update_annotation, form=form)
+    by_name = {f.name: f for f in c.fields}
+    for m in c.modifiers:
+        src = by_name[m.field].source
+        if form and src.type == "file" and src.multiple:
+            props[f"{m.field}+"] = _described(_upload(src), f"Uploads appended to `{m.field}`.")
+        props[m.key] = _described(_modifier(src, form=form), _modifier_note(m.key, m.field))
+    how = "multipart/form-data (files as parts)" if form else "JSON"
+    return {
+        "type": "object",
+        "description": (
+            f"The {how} body of `PATCH {c.records_path}/{{id}}`: every key optional; "
+            "`field+`/`+field`/`field-` modify numbers, lists and files in place."
+        ),
+        "properties": props,
+    }
+
+
+def _input_value(src: PBField) -> JsonSchema:
+    """A present, non-blank value (``pytypes._input_base``)."""
+    t = src.type
+    if t in ("text", "password"):
+        return _text(src)
+    if t in ("editor", "url"):
+        return {"type": "string", "minLength": 1} if src.required else {"type": "string"}
+    if t == "email":
+        return {
+            "type": "string",
+            "format": "email",
+            "pattern": EMAIL_PATTERN,
+            "maxLength": EMAIL_MAX,
+        }
+    if t == "number":
+        schema: JsonSchema = {"type": "integer" if src.only_int else "number"}
+        if src.min is not None:
+            schema["minimum"] = _num(src.min)
+        if src.max is not None:
+            schema["maximum"] = _num(src.max)
+        if src.required:
+            schema["not"] = {"const": 0}
+        return schema
+    if t == "bool":
+        return {"type": "boolean", "const": True} if src.required else {"type": "boolean"}
+    if t == "date":
+        schema = {"type": "string", "pattern": DATE_INPUT_PATTERN}
+        return (
+            schema if src.required else {"type": "string", "pattern": _or_blank(DATE_INPUT_PATTERN)}
+        )
+    if t == "json":
+        return {"not": {"enum": _JSON_BLANKS}} if src.required else {}
+    if t == "geoPoint":
+        if src.required:
+            return ref(
+                "GeoPointInput",
+                **{"not": {"properties": {"lon": {"const": 0}, "lat": {"const": 0}}}},
+            )
+        return ref("GeoPointInput")
+    if t == "file":
+        names = {"type": "string"}
+        return {"anyOf": [names, {"type": "array", "items": names}]}
+    if t == "select":
+        values = _unique(src.values)
+        item: JsonSchema = {"type": "string", "enum": values} if values else {"type": "string"}
+        if src.multiple:
+            return {"anyOf": [_array(item, src), item]}
+        return item
+    # relation
+    if src.multiple:
+        return {"anyOf": [_array({"type": "string"}, src), {"type": "string"}]}
+    return {"type": "string", "minLength": 1} if src.required else {"type": "string"}
+
+
+def _text(src: PBField) -> JsonSchema:
+    limit = pytypes.DEFAULT_PASSWORD_MAX if src.type == "password" else pytypes.DEFAULT_TEXT_MAX
+    lo = int(src.min or 0)
+    hi = int(src.max or 0) or limit
+    if src.required:
+        lo = max(lo, 1)
+    schema: JsonSchema = {"type": "string"}
+    if lo:
+        schema["minLength"] = lo
+    schema["maxLength"] = hi
+    pattern = pytypes.usable_pattern(src.pattern)
+    if pattern:
+        schema["pattern"] = pattern
+    return schema
+
+
+def _array(item: JsonSchema, src: PBField | None = None, *, max_items: int = 0) -> JsonSchema:
+    schema: JsonSchema = {"type": "array", "items": item}
+    if src is not None:
+        lo = max(src.min_select, 1 if src.required else 0)
+        if lo:
+            schema["minItems"] = lo
+        max_items = src.max_select
+    if max_items:
+        schema["maxItems"] = max_items
+    return schema
+
+
+def _upload(src: PBField) -> JsonSchema:
+    binary: JsonSchema = {"type": "string", "format": "binary"}
+    if src.multiple:
+        return {"type": "array", "items": binary, "maxItems": src.max_select}
+    return binary
+
+
+def _modifier(src: PBField, *, form: bool) -> JsonSchema:
+    if src.type == "number":
+        schema: JsonSchema = {"type": "integer" if src.only_int else "number"}
+    elif src.type == "select" and src.values:
+        item: JsonSchema = {"type": "string", "enum": _unique(src.values)}
+        schema = {"anyOf": [{"type": "array", "items": item}, item]}
+    else:  # relation ids, file names
+        schema = {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
+    return schema if form else _nullable(schema)
+
+
+def _with_blank(schema: JsonSchema) -> JsonSchema:
+    if "enum" in schema:
+        return {**schema, "enum": _unique((*schema["enum"], ""))}
+    return {"anyOf": [schema, {"const": ""}]}
+
+
+def _nullable(schema: JsonSchema) -> JsonSchema:
+    if not schema:
+        return schema  # any value, null included
+    if "enum" in schema and set(schema) <= {"type", "enum"}:
+        return {"type": [schema["type"], "null"], "enum": [*schema["enum"], None]}
+    if isinstance(schema.get("type"), str) and not set(schema) & {
+        "enum",
+        "const",
+        "not",
+        "anyOf",
+        "$ref",
+    }:
+        return {**schema, "type": [schema["type"], "null"]}
+    if set(schema) == {"anyOf"}:
+        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _or_blank(pattern: str) -> str:
+    return "^$|" + pattern
+
+
+def _unique(values: tuple[str, ...]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _num(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _described(schema: JsonSchema, note: str) -> JsonSchema:
+    return {**schema, "description": note} if note else schema
+
+
+def _record_note(f: FieldIR, c: CollectionIR) -> str:
+    src = f.source
+    notes = [f.description] if f.description else []
+    if src.type == "relation":
+        target = f"`{f.target}`" if f.target else "a collection the gateway does not expose"
+        notes.append(f"Record id(s) in {target}; `?expand={f.name}` fills in the record(s).")
+    elif src.type == "file":
+        notes.append(f"Filename(s); download from `/api/files/{c.name}/{{id}}/{{filename}}`.")
+    elif src.type in ("date", "autodate"):
+        notes.append('UTC `YYYY-MM-DD HH:MM:SS.sssZ`, `""` when unset.')
+    elif src.type == "json":
+        notes.append("Any JSON value; `null` when unset.")
+    elif src.type == "number" and (src.min is not None or src.max is not None):
+        lo = "-∞" if src.min is None else _num(src.min)
+        hi = "∞" if src.max is None else _num(src.max)
+        notes.append(f"Writes must be within [{lo}, {hi}] (0 means unset).")
+    return " ".join(notes)
+
+
+def _input_note(f: FieldIR, *, form: bool) -> str:
+    src = f.source
+    notes = [f.description] if f.description else []
+    if f.name == "passwordConfirm":
+        notes.append("Must equal `password`.")
+    elif f.name == "oldPassword":
+        notes.append(
+            "The current password; needed to change `password` unless the caller manages the record."
+        )
+    elif src.type == "file":
+        notes.append(_file_note(src, form=form))
+    elif src.type == "relation" and f.target:
+        notes.append(f"Record id(s) in `{f.target}`.")
+    elif src.type == "date":
+        notes.append("PocketBase's `YYYY-MM-DD HH:MM:SS.sssZ` or ISO 8601.")
+    return " ".join(notes)
+
+
+def _file_note(src: PBField, *, form: bool) -> str:
+    note = (
+        ""
+        if form
+        else "JSON bodies may only keep or clear filenames; upload with multipart/form-data."
+    )
+    limits = []
+    if src.max_size:
+        limits.append(f"at most {src.max_size} bytes each")
+    if src.mime_types:
+        limits.append("types " + ", ".join(src.mime_types))
+    if not limits:
+        return note
+    return (note + " " if note else "") + "Uploads: " + "; ".join(limits) + "."
+
+
+def _modifier_note(key: str, field: str) -> str:
+    if key.startswith("+"):
+        return f"Prepends to `{field}`."
+    if key.endswith("+"):
+        return f"Adds to `{field}`."
+    return f"Subtracts from / removes from `{field}`."
+
+
+def obj(description: str, props: JsonSchema, required: tuple[str, ...] = ()) -> JsonSchema:
+    schema: JsonSchema = {"type": "object", "properties": props}
+    if description:
+        schema["description"] = description
+    if required:
+        schema["required"] = list(required)
+    return schema
