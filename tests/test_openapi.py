@@ -27,7 +27,7 @@ from referencing.jsonschema import DRAFT202012
 from generator.analyze import analyze
 from generator.config import Config
 from generator.ir import SchemaIR
-from generator.loader import load_file
+from generator.loader import load_file, normalize, parse
 from generator.openapi import MARKER_KEY, openapi_document, openapi_text
 from generator.openapi_schemas import DATE_INPUT_PATTERN, EMAIL_PATTERN
 from generator.render import HEADER, render
@@ -477,3 +477,39 @@ def test_document_and_models_agree_on_bodies(
     except ValidationError:
         accepted = False
     assert validator(postly, schema).is_valid(body) == accepted, (schema, body, accepted)
+
+
+def test_collections_named_like_shared_parts() -> None:
+    """Collections called `files`, `realtime`, `error`... keep their names; shared tags step aside."""
+
+    def collection(name: str, ctype: str = "base") -> dict[str, Any]:
+        fields: list[dict[str, Any]] = [{"name": "title", "type": "text"}]
+        if ctype == "auth":
+            fields += [{"name": "email", "type": "email", "required": True, "system": True}]
+        return {"id": f"pbc_{name}", "name": name, "type": ctype, "listRule": "", "fields": fields}
+
+    raw = [
+        collection("files"),
+        collection("realtime", "auth"),
+        collection("error"),
+        collection("posts"),
+        collection("posts_create"),
+        collection("health_response"),
+    ]
+    ir = analyze(parse(normalize(raw)), Config())
+    doc = openapi_document(ir)
+    validate(doc)
+    tags = [t["name"] for t in doc["tags"]]
+    assert len(tags) == len(set(tags))
+    assert {"files", "realtime", "files (api)", "realtime (api)", "health"} <= set(tags)
+    assert doc["paths"]["/api/realtime"]["get"]["tags"] == ["realtime (api)"]
+    assert {
+        "Error",
+        "ErrorRecord",
+        "RealtimeEvent",
+        "RealtimeConnect",
+        "PostsCreate",
+        "PostsCreateCreate",
+        "HealthResponse",
+        "HealthResponseRecord",
+    } <= set(doc["components"]["schemas"])
