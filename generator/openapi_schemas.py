@@ -260,7 +260,7 @@ def update_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
         src = by_name[m.field].source
         if form and src.type == "file" and src.multiple:
             props[f"{m.field}+"] = _described(_upload(src), f"Uploads appended to `{m.field}`.")
-        props[m.key] = _described(_modifier(src, form=form), _modifier_note(m.key, m.field))
+        props[m.key] = _described(_modifier(src, form=form), _modifier_note(m.key, src))
     how = "multipart/form-data (files as parts)" if form else "JSON"
     return {
         "type": "object",
@@ -465,12 +465,15 @@ def _file_note(src: PBField, *, form: bool) -> str:
     return (note + " " if note else "") + "Uploads: " + "; ".join(limits) + "."
 
 
-def _modifier_note(key: str, field: str) -> str:
+def _modifier_note(key: str, src: PBField) -> str:
     if key.startswith("+"):
-        return f"Prepends to `{field}`."
+        return f"Prepends to `{src.name}`."
+    if src.type == "number":
+        return f"Adds to `{src.name}`." if key.endswith("+") else f"Subtracts from `{src.name}`."
     if key.endswith("+"):
-        return f"Adds to `{field}`."
-    return f"Subtracts from / removes from `{field}`."
+        return f"Appends to `{src.name}`."
+    what = "Filenames" if src.type == "file" else "Values"
+    return f"{what} to remove from `{src.name}`."
 
 
 def obj(description: str, props: JsonSchema, required: tuple[str, ...] = ()) -> JsonSchema:
