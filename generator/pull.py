@@ -116,6 +116,11 @@ def _check_health(client: httpx.Client, shown: str) -> None:
         and "code" in body
         and "data" in body
     )
+    location = resp.headers.get("location")
+    if resp.is_redirect and location:
+        raise PullError(
+            f"{shown} redirects to {display_url(location)}; pass the final URL with --url / PB_URL"
+        )
     if not is_pocketbase:
         kind = resp.headers.get("content-type", "no content type").split(";")[0]
         raise PullError(

@@ -113,8 +113,8 @@ def run_schema_cli(tmp_path: Path) -> CliRun:
     return run
 
 
-#: (method, path without query) -> (status, content type, body)
-Routes = dict[tuple[str, str], tuple[int, str, str]]
+#: (method, path without query) -> (status, content type, body[, extra headers])
+Routes = dict[tuple[str, str], tuple[Any, ...]]
 
 
 @pytest.fixture
@@ -129,10 +129,12 @@ def http_stub() -> Iterator[Callable[[Routes], str]]:
                 if length:
                     self.rfile.read(length)
                 key = (self.command, self.path.split("?", 1)[0])
-                status, ctype, body = routes.get(key, (404, "text/html", "<h1>Not Found</h1>"))
+                status, ctype, body, *extra = routes.get(key, (404, "text/html", "<h1>Not Found</h1>"))
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

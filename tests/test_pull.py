@@ -116,6 +116,14 @@ def test_not_pocketbase_other_json(http_stub: Callable[[Routes], str]) -> None:
     assert "does not look like a PocketBase server" in _pull_error(url)
 
 
+def test_redirect_names_the_target(http_stub: Callable[[Routes], str]) -> None:
+    target = "https://pb.example.com/"
+    url = http_stub({("GET", "/api/health"): (301, "text/html", "", {"Location": target})})
+    assert _pull_error(url) == (
+        f"{url} redirects to {target}; pass the final URL with --url / PB_URL"
+    )
+
+
 def test_pocketbase_older_than_0_23(http_stub: Callable[[Routes], str]) -> None:
     # What PocketBase < 0.23 answers: healthy, but no _superusers collection.
     url = http_stub(
