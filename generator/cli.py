@@ -14,13 +14,8 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .api import generate
 from .cli_errors import fail, handle_errors
-from .config import load_config
-from .ir import to_json
-from .loader import load_file
 from .schema_cli import schema_app
-from .writer import compare, diff_text, write
 
 app = typer.Typer(
     name="hapta-gen",
@@ -79,6 +74,12 @@ def build(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
 ) -> None:
     """Render the gateway package for a schema into --out (or check that it is up to date)."""
+    from .api import generate  # black and Jinja load only for the commands that render
+    from .config import load_config
+    from .ir import to_json
+    from .loader import load_file
+    from .writer import compare, diff_text, write
+
     started = time.perf_counter()
 
     def progress(message: str) -> None:
