@@ -1,0 +1,167 @@
+"""The ASGI application: a small dispatcher in front of two handlers.
+
+``/api/...`` goes straight to the proxy (pure ASGI: no framework routing, no middleware on the
+hot path); ``/docs``, ``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app;
+anything else is a 404 in PocketBase's envelope. Settings are read at startup (lifespan), so
+importing this module needs no environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from . import logs
+from .catalog import COLLECTIONS
+from .errors import JSON_HEADERS, NOT_FOUND, envelope
+from .metrics import Metrics
+from .ops import PATHS, create_ops_app
+from .proxy import Proxy, Receive, Scope, Send
+from .settings import Settings, load_settings
+from .upstream import Upstream, UpstreamError
+
+_NOT_FOUND = envelope(404, NOT_FOUND)
+
+
+class StartupError(Exception):
+    """The gateway cannot serve with these settings (one line, for the operator)."""
+
+
+class Gateway:
+    """The whole gateway as one ASGI callable."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._given = settings
+        self.settings: Settings | None = None
+        self.metrics = Metrics()
+        self.upstream: Upstream | None = None
+        self._health: Upstream | None = None
+        self.proxy: Proxy | None = None
+        self.ops: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            if path.startswith("/api/") and self.proxy is not None:
+                await self.proxy(scope, receive, send)
+            elif path in PATHS and self.ops is not None:
+                await self.ops(scope, receive, send)
+            else:
+                await send({"type": "http.response.start", "status": 404, "headers": JSON_HEADERS})
+                await send({"type": "http.response.body", "body": _NOT_FOUND})
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # one line for the operator; uvicorn exits
+                    logs.log.error("startup failed", extra={"fields": {"msg": "startup failed", "error": str(exc)}})
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        settings = self.settings = self._given or load_settings()
+        logs.configure(settings.log_level)
+        logs.access.disabled = not settings.access_log
+        self.upstream = Upstream(
+            settings.pocketbase_url,
+            max_connections=settings.max_connections,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.upstream_timeout,
+        )
+        self._health = Upstream(settings.pocketbase_url, max_connections=4, connect_timeout=2.0, read_timeout=2.0)
+        self.ops = create_ops_app(self)
+        await self._startup_checks(settings)
+        self.proxy = Proxy(settings, self.upstream, self.metrics)
+        _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
+
+    async def shutdown(self) -> None:
+        for pool in (self.upstream, self._health):
+            if pool is not None:
+                await pool.aclose()
+        _info("gateway stopped")
+
+    async def upstream_health(self) -> dict[str, Any]:
+        """PocketBase's ``/api/health`` as seen from here (for ``/health``)."""
+        assert self._health is not None
+        try:
+            response = await self._health.request("GET", b"/api/health", [])
+            await response.read()
+        except UpstreamError as exc:
+            return {"status": "down", "error": str(exc)}
+        return {"status": "ok" if response.status == 200 else "down", "code": response.status}
+
+    async def _startup_checks(self, settings: Settings) -> None:
+        """Is PocketBase there; do the superuser credentials work; are the collections there?
+
+        The superuser token lives only inside this function, on its own connection pool: it is
+        never attached to a user's request.
+        """
+        admin = Upstream(settings.pocketbase_url, max_connections=1, connect_timeout=3.0, read_timeout=10.0)
+        try:
+            try:
+                response = await admin.request("GET", b"/api/health", [])
+                await response.read()
+            except UpstreamError as exc:
+                _warn(f"PocketBase at {settings.pocketbase_url} is not answering yet ({exc}); "
+                      "requests get 502 until it does")
+                return
+            if not settings.has_superuser:
+                return
+            assert settings.superuser_email is not None and settings.superuser_password is not None
+            body = orjson.dumps(
+                {"identity": settings.superuser_email, "password": settings.superuser_password.get_secret_value()}
+            )
+            response = await admin.request(
+                "POST", b"/api/collections/_superusers/auth-with-password",
+                [(b"content-type", b"application/json")], body,
+            )
+            answer = await response.read()
+            if response.status != 200:
+                raise StartupError(
+                    f"PB_SUPERUSER_EMAIL / PB_SUPERUSER_PASSWORD were rejected by PocketBase at "
+                    f"{settings.pocketbase_url} (HTTP {response.status})"
+                )
+            token = orjson.loads(answer)["token"].encode()
+            response = await admin.request(
+                "GET", b"/api/collections?perPage=1000&fields=id,name", [(b"authorization", token)]
+            )
+            listed = orjson.loads(await response.read()).get("items", [])
+            names = {c.get("name") for c in listed} | {c.get("id") for c in listed}
+            missing = sorted(c.name for c in COLLECTIONS if c.name not in names)
+            if missing:
+                _warn(f"PocketBase has no collection {', '.join(missing)}: regenerate the gateway "
+                      "(hapta-gen schema pull && hapta-gen build)")
+        except UpstreamError as exc:
+            _warn(f"startup checks against PocketBase failed: {exc}")
+        finally:
+            await admin.aclose()
+
+
+def _info(msg: str, **fields: Any) -> None:
+    logs.log.info(msg, extra={"fields": {"msg": msg, **fields}})
+
+
+def _warn(msg: str) -> None:
+    logs.log.warning(msg, extra={"fields": {"msg": msg}})
+
+
+def create_app(settings: Settings | None = None) -> Gateway:
+    """A gateway; without ``settings`` they are read from the environment at startup."""
+    return Gateway(settings)
+
+
+app = create_app()

@@ -1,0 +1,71 @@
+"""Prometheus metrics: requests, latency, upstream calls. Served at ``/metrics``.
+
+Label children are looked up once and kept, so the request path pays a dict lookup and an
+increment. With ``--workers N`` each worker counts its own requests unless
+``PROMETHEUS_MULTIPROC_DIR`` is set (prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The gateway's metrics in their own registry (one per app, so tests can build many)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hapta_requests_total",
+            "Requests answered by the gateway.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "hapta_request_duration_seconds",
+            "Time from the request's arrival to the end of the response.",
+            ("route",),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream = Counter(
+            "hapta_upstream_requests_total",
+            "Requests sent to PocketBase, by outcome (HTTP status, error or timeout).",
+            ("route", "outcome"),
+            registry=self.registry,
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = ("r", route, method, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(route, method, str(status))
+        child.inc()
+        hist_key = ("d", route)
+        hist = self._children.get(hist_key)
+        if hist is None:
+            hist = self._children[hist_key] = self.duration.labels(route)
+        hist.observe(seconds)
+
+    def upstream_call(self, route: str, outcome: str | int) -> None:
+        key = ("u", route, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.upstream.labels(route, str(outcome))
+        child.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,284 @@
+"""The request path for PocketBase's API, as a pure ASGI application (no framework routing).
+
+    route → client IP → [rate limit] → [cache lookup] → query + body checks → upstream → response
+
+The bracketed steps are where the rate limiter and the cache go (``before_upstream``); today
+they let everything through. The caller's ``Authorization`` goes to PocketBase unchanged and
+PocketBase's rules decide; no credential of the gateway's own is ever added here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from . import logs
+from .clientip import ClientIP
+from .errors import (
+    BAD_REQUEST,
+    JSON_HEADERS,
+    TOO_LARGE,
+    UPSTREAM_DOWN,
+    UPSTREAM_TIMEOUT,
+    ApiError,
+    envelope,
+    invalid,
+)
+from .files import MultipartReader, boundary_of, upload_limit
+from .metrics import Metrics
+from .routing import Route, match
+from .settings import Settings
+from .upstream import Body, FileBody, Upstream, UpstreamError, UpstreamTimeout
+from .validation import check_data, check_json_body, check_query, form_data, required_files
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Request headers never forwarded: hop-by-hop, recomputed, or decided by the gateway.
+_DROP_REQUEST = frozenset(
+    {
+        b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te",
+        b"trailer", b"upgrade", b"content-length", b"expect", b"x-forwarded-for", b"x-real-ip",
+        b"forwarded", b"x-forwarded-host", b"x-forwarded-proto",
+    }
+)
+#: Response headers never passed back (hop-by-hop; the server frames the body itself).
+_DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"trailer", b"upgrade"})
+_BODY_ROUTES = frozenset({"records.create", "records.update"})
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+class Proxy:
+    """Answers ``/api/...``: checks what it can, forwards the rest to PocketBase."""
+
+    def __init__(self, settings: Settings, upstream: Upstream, metrics: Metrics) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.metrics = metrics
+        self.client_ip = ClientIP(settings.trusted_proxies)
+        self.access_log = settings.access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        route_name = "unmatched"
+        status = 500
+        size = 0
+        upstream_ms: float | None = None
+        peer = scope["client"][0] if scope.get("client") else ""
+        client = peer
+        try:
+            route = match(method, scope["path"])
+            route_name = route.name
+            client = self.client_ip.resolve(peer, _header(scope, b"x-forwarded-for"))
+            # Rate limits and the cache will answer here, before anything is read or checked.
+            if scope["query_string"]:
+                check_query(route.name, route.collection, scope["query_string"])
+            body = await self._body(route, scope, receive)
+            up_started = time.perf_counter()
+            try:
+                status, size = await self._forward(route, scope, send, body, client)
+            finally:
+                upstream_ms = round((time.perf_counter() - up_started) * 1000, 2)
+                if isinstance(body, FileBody):
+                    body.file.close()
+        except ApiError as exc:
+            status = exc.status
+            size = await _send_error(send, exc)
+        except ClientGone:
+            status = 499
+        finally:
+            self.metrics.observe(route_name, method, status, time.perf_counter() - started)
+            if self.access_log:
+                logs.access_line(
+                    method=method, path=scope["path"], route=route_name, status=status,
+                    started=started, client=client, upstream_ms=upstream_ms, size=size,
+                )
+
+    # ------------------------------------------------------------------ request body
+
+    async def _body(self, route: Route, scope: Scope, receive: Receive) -> bytes | Body:
+        """The body to forward, read and checked; multipart arrives as a spooled file."""
+        method = scope["method"]
+        if method in ("GET", "HEAD", "OPTIONS") or (method == "DELETE" and route.name != "batch"):
+            return b""
+        content_type = _header(scope, b"content-type") or b""
+        spec = route.collection
+        if route.name in _BODY_ROUTES and spec is not None:
+            boundary = boundary_of(content_type)
+            if boundary is not None:
+                return await self._multipart(route, receive, boundary)
+        raw = await _read(receive, self.settings.max_body_size)
+        if route.name in _BODY_ROUTES and spec is not None:
+            if content_type.startswith(b"application/x-www-form-urlencoded"):
+                from urllib.parse import parse_qsl
+
+                pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+                data = form_data(spec, pairs)
+                check_data(route.name, spec, data)
+                required_files(route.name, spec, data.keys())
+            else:
+                check_json_body(route.name, spec, raw)
+                if route.name == "records.create":
+                    required_files(route.name, spec, _json_keys(raw))
+        elif route.name == "batch":
+            _check_batch(raw, content_type)
+        return raw
+
+    async def _multipart(self, route: Route, receive: Receive, boundary: bytes) -> Body:
+        spec = route.collection
+        assert spec is not None
+        reader = MultipartReader(
+            boundary, spec, route.name,
+            limit=upload_limit(spec, self.settings.max_body_size),
+            text_limit=self.settings.max_body_size,
+        )
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                if chunk:
+                    reader.feed(chunk)
+                if not message.get("more_body", False):
+                    break
+            parsed = reader.finish()
+            data = form_data(spec, parsed.fields)
+            check_data(route.name, spec, data)
+            required_files(route.name, spec, {*data.keys(), *(u.key.strip("+") for u in parsed.uploads)})
+        except BaseException:
+            reader.body.close()
+            raise
+        return FileBody(parsed.spool, parsed.length)
+
+    # ------------------------------------------------------------------ upstream
+
+    async def _forward(
+        self, route: Route, scope: Scope, send: Send, body: bytes | Body, client: str
+    ) -> tuple[int, int]:
+        headers = [(k, v) for k, v in scope["headers"] if k not in _DROP_REQUEST]
+        ip = client.encode()
+        headers.append((b"x-forwarded-for", ip))
+        headers.append((b"x-real-ip", ip))
+        target = scope.get("raw_path") or scope["path"].encode()
+        if scope["query_string"]:
+            target += b"?" + scope["query_string"]
+        try:
+            response = await self.upstream.request(scope["method"], target, headers, body)
+        except UpstreamTimeout:
+            self.metrics.upstream_call(route.name, "timeout")
+            raise ApiError(504, UPSTREAM_TIMEOUT) from None
+        except UpstreamError:
+            self.metrics.upstream_call(route.name, "error")
+            raise ApiError(502, UPSTREAM_DOWN) from None
+        self.metrics.upstream_call(route.name, response.status)
+        out_headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+        try:
+            if response.complete:  # the usual JSON answer: one message, no streaming
+                data = await response.read()
+                await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                await send({"type": "http.response.body", "body": data})
+                return response.status, len(data)
+            size = 0
+            started = False
+            try:
+                async for chunk in response.iter_body():
+                    if not started:
+                        await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                        started = True
+                    size += len(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except UpstreamError:
+                self.metrics.upstream_call(route.name, "broken")
+                if not started:
+                    raise ApiError(502, UPSTREAM_DOWN) from None
+                raise  # headers are out: the connection is cut, as the upstream's was
+            if not started:
+                await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+            await send({"type": "http.response.body", "body": b""})
+            return response.status, size
+        finally:
+            response.close()
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            total += len(chunk)
+            if total > limit:
+                raise ApiError(413, TOO_LARGE)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_error(send: Send, exc: ApiError) -> int:
+    body = envelope(exc.status, exc.message, exc.data)
+    await send({"type": "http.response.start", "status": exc.status, "headers": JSON_HEADERS})
+    await send({"type": "http.response.body", "body": body})
+    return len(body)
+
+
+def _json_keys(raw: bytes) -> set[str]:
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return set()
+    return set(data) if isinstance(data, dict) else set()
+
+
+def _check_batch(raw: bytes, content_type: bytes) -> None:
+    """Each sub-request of ``/api/batch`` must be a record write to an exposed collection with
+    a valid body; failures use PocketBase's batch envelope (``data.requests.<i>``)."""
+    from .validation import check_batch_requests
+
+    if boundary_of(content_type) is not None:
+        payload = _multipart_json_payload(raw, content_type)
+    else:
+        try:
+            payload = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            raise ApiError(400, BAD_REQUEST) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("requests"), list):
+        raise invalid("Batch transaction failed.", "requests", "validation_required", "Cannot be blank.")
+    check_batch_requests(payload["requests"])
+
+
+def _multipart_json_payload(raw: bytes, content_type: bytes) -> Any:
+    boundary = boundary_of(content_type)
+    assert boundary is not None
+    reader = MultipartReader(boundary, None, "batch", limit=len(raw) + 1, text_limit=len(raw) + 1)
+    try:
+        reader.feed(raw)
+        parsed = reader.finish()
+    finally:
+        reader.body.close()
+    for name, value in parsed.fields:
+        if name == "@jsonPayload":
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise ApiError(400, BAD_REQUEST) from None
+    return {}

@@ -1,0 +1,103 @@
+"""Which PocketBase endpoint a request is for: method + path → ``Route``, or a 404/405.
+
+Only PocketBase's own paths for exposed collections are routes; anything else is answered
+here and never reaches PocketBase. Collections may be named by name or id, as in PocketBase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import BY_NAME
+from .errors import NOT_FOUND, ApiError
+from .spec import CollectionSpec
+
+#: POST endpoints of auth collections (``GET auth-methods`` is separate).
+AUTH_ACTIONS = frozenset(
+    {
+        "auth-with-password",
+        "auth-refresh",
+        "auth-with-otp",
+        "request-otp",
+        "auth-with-oauth2",
+        "request-password-reset",
+        "confirm-password-reset",
+        "request-verification",
+        "confirm-verification",
+        "request-email-change",
+        "confirm-email-change",
+    }
+)
+MISSING_COLLECTION = "Missing collection context."
+MISSING_FILE_COLLECTION = "Missing or invalid collection context."
+MISSING_AUTH_COLLECTION = "Missing or invalid auth collection context."
+_READ = ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A recognised endpoint. ``name`` labels metrics and logs (``records.list``...)."""
+
+    name: str
+    collection: CollectionSpec | None = None
+    record_id: str = ""
+
+    @property
+    def writes_record(self) -> bool:
+        return self.name in ("records.create", "records.update")
+
+
+HEALTH = Route("health")
+BATCH = Route("batch")
+FILE_TOKEN = Route("files.token")
+
+
+def match(method: str, path: str) -> Route:
+    """The route for ``method path`` (``path`` starts with ``/api/``); raises ``ApiError``."""
+    parts = path[5:].split("/")
+    n = len(parts)
+    head = parts[0]
+    if head == "collections" and n >= 3:
+        spec = _collection(parts[1], MISSING_COLLECTION)
+        kind = parts[2]
+        if kind == "records":
+            if n == 3:
+                return _allow(method, ("GET", "POST"), Route("records.list" if method in _READ else "records.create", spec))
+            if n == 4 and parts[3]:
+                name = {"PATCH": "records.update", "DELETE": "records.delete"}.get(method, "records.view")
+                return _allow(method, ("GET", "PATCH", "DELETE"), Route(name, spec, parts[3]))
+            raise ApiError(404, NOT_FOUND)
+        if spec.kind != "auth":
+            raise ApiError(404, MISSING_AUTH_COLLECTION)
+        if n == 3 and kind == "auth-methods":
+            return _allow(method, ("GET",), Route("auth.methods", spec))
+        if n == 3 and kind in AUTH_ACTIONS:
+            return _allow(method, ("POST",), Route("auth." + kind, spec))
+        if n == 4 and kind == "impersonate" and parts[3]:
+            return _allow(method, ("POST",), Route("auth.impersonate", spec, parts[3]))
+        raise ApiError(404, NOT_FOUND)
+    if head == "files":
+        if n == 2 and parts[1] == "token":
+            return _allow(method, ("POST",), FILE_TOKEN)
+        if n == 4 and all(parts[1:]):
+            spec = _collection(parts[1], MISSING_FILE_COLLECTION)
+            return _allow(method, ("GET",), Route("files.download", spec, parts[2]))
+        raise ApiError(404, NOT_FOUND)
+    if n == 1 and head == "health":
+        return _allow(method, ("GET",), HEALTH)
+    if n == 1 and head == "batch":
+        return _allow(method, ("POST",), BATCH)
+    raise ApiError(404, NOT_FOUND)
+
+
+def _collection(key: str, missing: str) -> CollectionSpec:
+    spec = BY_NAME.get(key)
+    if spec is None:  # unknown or not exposed: the same answer, and PocketBase never asked
+        raise ApiError(404, missing)
+    return spec
+
+
+def _allow(method: str, methods: tuple[str, ...], route: Route) -> Route:
+    if method in methods or method == "OPTIONS" or (method == "HEAD" and "GET" in methods):
+        return route
+    raise ApiError(404, NOT_FOUND)  # PocketBase answers a wrong method like a wrong path

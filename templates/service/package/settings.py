@@ -1,0 +1,129 @@
+"""Run-time settings, from the environment and ``.env`` (pydantic-settings).
+
+``load_settings`` fails with one line (``SettingsError``) naming the setting that is missing or
+wrong, so ``python -m <package>`` can stop before serving anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message is one line meant for the operator."""
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads at start. Only ``POCKETBASE_URL`` is required."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    #: The upstream PocketBase, e.g. ``http://127.0.0.1:8090``.
+    pocketbase_url: str = Field(alias="POCKETBASE_URL")
+    #: Optional: used only for startup checks (and later the realtime invalidation
+    #: subscription), never for a user's request.
+    superuser_email: str | None = Field(default=None, alias="PB_SUPERUSER_EMAIL")
+    superuser_password: SecretStr | None = Field(default=None, alias="PB_SUPERUSER_PASSWORD")
+    #: Optional shared state (cache, limits, sessions) for several gateway nodes.
+    redis_url: str | None = Field(default=None, alias="HAPTA_REDIS_URL")
+    #: Peers whose ``X-Forwarded-For`` is believed: IPs or CIDRs, comma-separated.
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
+        default=(), alias="HAPTA_TRUSTED_PROXIES"
+    )
+    #: A ``hapta.yaml`` (generation settings; the gateway reads it for run-time policies).
+    config_path: Path | None = Field(default=None, alias="HAPTA_CONFIG")
+    #: Upstream timeouts (seconds) and pool size.
+    connect_timeout: float = Field(default=5.0, gt=0, alias="HAPTA_CONNECT_TIMEOUT")
+    upstream_timeout: float = Field(default=30.0, gt=0, alias="HAPTA_UPSTREAM_TIMEOUT")
+    max_connections: int = Field(default=100, ge=1, alias="HAPTA_MAX_CONNECTIONS")
+    #: Largest JSON body accepted (bytes); multipart uploads are bounded per file field.
+    max_body_size: int = Field(default=32 * 1024 * 1024, ge=1024, alias="HAPTA_MAX_BODY_SIZE")
+    #: One JSON line per request on stderr.
+    access_log: bool = Field(default=True, alias="HAPTA_ACCESS_LOG")
+    log_level: str = Field(default="info", alias="HAPTA_LOG_LEVEL")
+
+    @field_validator("pocketbase_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8090")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return value.strip().rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> tuple[Network, ...]:
+        if value is None or value == "":
+            return ()
+        items = value.split(",") if isinstance(value, str) else list(value)
+        out = []
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                out.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IP address or CIDR") from None
+        return tuple(out)
+
+    @field_validator("config_path")
+    @classmethod
+    def _config(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        try:
+            data = yaml.safe_load(value.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{value} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"{value} must hold a mapping of settings")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ValueError("must be one of debug, info, warning, error, critical")
+        return value.lower()
+
+    @property
+    def has_superuser(self) -> bool:
+        return bool(self.superuser_email and self.superuser_password)
+
+
+_ENV_NAMES = {
+    name: (info.alias or name) for name, info in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings (environment, then ``.env``); one ``SettingsError`` line if wrong."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = str(err["loc"][0]) if err["loc"] else "settings"
+        name = _ENV_NAMES.get(loc, loc)
+        if err["type"] == "missing":
+            raise SettingsError(f"{name} is not set (the upstream PocketBase, e.g. http://127.0.0.1:8090)") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name} {message}" if err["type"] == "value_error" else f"{name}: {message}") from None
+    if bool(settings.superuser_email) != bool(settings.superuser_password):
+        raise SettingsError("PB_SUPERUSER_EMAIL and PB_SUPERUSER_PASSWORD must be set together")
+    return settings

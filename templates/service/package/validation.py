@@ -1,0 +1,333 @@
+"""Checks made before PocketBase is touched: query parameters and record bodies.
+
+Query: ``page`` and ``perPage`` within PocketBase's bounds, ``sort`` and ``expand`` only on real
+fields and relations of exposed collections, ``filter`` never naming a collection the gateway
+does not expose. Bodies: the generated ``Create``/``Update`` models (select values, text length
+and pattern, number bounds, relation counts, required fields, ``field+``/``field-`` modifiers).
+Failures are ``ApiError`` 400s in PocketBase's envelope with the offending field named.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from .catalog import BY_NAME
+from .errors import BAD_REQUEST, ApiError, field_error, invalid
+from .spec import CollectionSpec, FieldSpec
+
+MAX_PER_PAGE = 1000
+MAX_SORT_TERMS = 8  # PocketBase's limits
+MAX_EXPAND_DEPTH = 6
+MAX_FILTER_LENGTH = 3500
+_SORT_SPECIAL = frozenset({"@random", "@rowid"})
+_MODIFIERS = frozenset({"lower", "length", "each"})
+_COLLECTION_REF = re.compile(r"@collection\.([A-Za-z0-9_]+)")
+_FAILED = {"records.create": "Failed to create record.", "records.update": "Failed to update record."}
+
+
+# ----------------------------------------------------------------------------- query
+
+
+def check_query(route_name: str, spec: CollectionSpec | None, query_string: bytes) -> None:
+    """Raise a 400 naming the parameter when the query cannot be right for this collection."""
+    params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    for key, value in params:
+        if key == "page":
+            _int_param(key, value, 1, None)
+        elif key == "perPage":
+            _int_param(key, value, 0, MAX_PER_PAGE)
+        elif key == "sort" and spec is not None and route_name == "records.list":
+            check_sort(spec, value)
+        elif key == "expand" and spec is not None:
+            check_expand(spec, value)
+        elif key == "filter":
+            check_filter(value)
+
+
+def _int_param(key: str, value: str, low: int, high: int | None) -> None:
+    if value == "":
+        return
+    try:
+        number = int(value)
+    except ValueError:
+        raise invalid(BAD_REQUEST, key, "validation_not_an_integer", "Must be an integer.") from None
+    if number < low:
+        raise invalid(BAD_REQUEST, key, "validation_min_number_constraint", f"Must be at least {low}.", min=low)
+    if high is not None and number > high:
+        raise invalid(BAD_REQUEST, key, "validation_max_number_constraint", f"Must be at most {high}.", max=high)
+
+
+def check_sort(spec: CollectionSpec, value: str) -> None:
+    terms = [t.strip() for t in value.split(",") if t.strip()]
+    if len(terms) > MAX_SORT_TERMS:
+        raise invalid(BAD_REQUEST, "sort", "validation_too_many_sort_terms",
+                      f"At most {MAX_SORT_TERMS} sort expressions are allowed.")
+    for term in terms:
+        name = term[1:] if term[:1] in "+-" else term
+        if name in _SORT_SPECIAL:
+            continue
+        problem = _field_path(spec, name)
+        if problem:
+            raise invalid(BAD_REQUEST, "sort", "validation_invalid_sort", problem, value=name)
+
+
+def _field_path(spec: CollectionSpec, path: str) -> str:
+    """"" when ``path`` (``author.name``, ``meta.lang``, ``title:lower``) names real fields."""
+    path, _, modifier = path.partition(":")
+    if modifier and modifier not in _MODIFIERS:
+        return f"Unknown modifier {modifier!r}."
+    current: CollectionSpec | None = spec
+    segments = path.split(".")
+    for i, segment in enumerate(segments):
+        assert current is not None
+        last = i == len(segments) - 1
+        field = current.field_by_name.get(segment)
+        if field is None:
+            back = current.expand_by_key.get(segment)
+            if back is None or not back.back:
+                return f"Unknown field {segment!r} in {current.name!r}."
+            if last:
+                return f"{segment!r} is a back-relation; name one of its fields."
+            current = BY_NAME.get(back.target)
+            continue
+        if last:
+            return ""
+        if field.type in ("json", "geoPoint"):
+            return ""  # any path inside the value
+        if field.type == "relation" and field.target is not None:
+            current = BY_NAME.get(field.target)
+            continue
+        return f"{segment!r} has no fields to sort by."
+    return ""
+
+
+def check_expand(spec: CollectionSpec, value: str) -> None:
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        segments = item.split(".")
+        if len(segments) > MAX_EXPAND_DEPTH:
+            raise invalid(BAD_REQUEST, "expand", "validation_expand_too_deep",
+                          f"Expand at most {MAX_EXPAND_DEPTH} levels deep.", value=item)
+        current = spec
+        for segment in segments:
+            found = current.expand_by_key.get(segment.strip())
+            target = BY_NAME.get(found.target) if found is not None else None
+            if target is None:
+                raise invalid(BAD_REQUEST, "expand", "validation_invalid_expand",
+                              f"{current.name!r} has no relation {segment!r} to expand.", value=item)
+            current = target
+
+
+def check_filter(value: str) -> None:
+    if len(value) > MAX_FILTER_LENGTH:
+        raise invalid(BAD_REQUEST, "filter", "validation_max_text_constraint",
+                      f"Must be less than {MAX_FILTER_LENGTH} character(s).")
+    for name in _COLLECTION_REF.findall(value):
+        if name not in BY_NAME:
+            raise invalid(BAD_REQUEST, "filter", "validation_invalid_collection",
+                          f"Unknown collection {name!r}.", value=name)
+
+
+# ----------------------------------------------------------------------------- bodies
+
+
+def model_for(route_name: str, spec: CollectionSpec) -> type[BaseModel] | None:
+    return spec.create if route_name == "records.create" else spec.update
+
+
+def check_json_body(route_name: str, spec: CollectionSpec, raw: bytes) -> None:
+    """Validate a JSON record body; the bytes forwarded to PocketBase stay the client's."""
+    model = model_for(route_name, spec)
+    if model is None:
+        return  # views: PocketBase answers "Unsupported collection type."
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        model.model_validate_json(raw)
+    except ValidationError as exc:
+        if _is_json_error(exc):
+            raise ApiError(400, BAD_REQUEST) from None
+        raise body_error(route_name, exc) from None
+
+
+def check_data(route_name: str, spec: CollectionSpec, data: dict[str, Any]) -> None:
+    """Validate an already-decoded body (multipart fields, ``@jsonPayload``, batch items)."""
+    model = model_for(route_name, spec)
+    if model is None:
+        return
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise body_error(route_name, exc) from None
+
+
+def form_data(spec: CollectionSpec, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Multipart / urlencoded text fields → the dict the JSON body would have been.
+
+    Repeated keys make lists; ``@jsonPayload`` merges a JSON object; json and geoPoint values
+    are JSON text; an empty number or bool means "not given", as PocketBase reads it.
+    """
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key == "@jsonPayload":
+            try:
+                payload = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise invalid(BAD_REQUEST, "@jsonPayload", "validation_invalid_json", "Must be valid JSON.") from None
+            if isinstance(payload, dict):
+                data.update(payload)
+            continue
+        data.setdefault(key, []).append(value)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(value, list) or key.startswith("@"):
+            out[key] = value
+            continue
+        name = key.strip("+-")
+        field = spec.field_by_name.get(name)
+        out[key] = _form_value(field, key, value)
+    return {k: v for k, v in out.items() if v is not _SKIP}
+
+
+_SKIP = object()
+
+
+def _form_value(field: FieldSpec | None, key: str, values: list[str]) -> Any:
+    if field is None:
+        return values[0] if len(values) == 1 else values
+    if field.type in ("json", "geoPoint"):
+        text = values[-1]
+        if text == "":
+            return _SKIP if field.type == "geoPoint" else None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text if field.type == "json" else {"invalid": text}
+    if field.type in ("number", "bool") and values[-1] == "":
+        return _SKIP
+    multiple = field.multiple or key != field.name  # modifiers take lists too
+    if multiple:
+        return values
+    return values[-1] if len(values) == 1 else values
+
+
+def _is_json_error(exc: ValidationError) -> bool:
+    return any(e["type"] == "json_invalid" for e in exc.errors()) or any(
+        e["type"] == "model_type" and not e["loc"] for e in exc.errors()
+    )
+
+
+#: pydantic error type → (PocketBase code, message template)
+_CODES: dict[str, tuple[str, str]] = {
+    "missing": ("validation_required", "Cannot be blank."),
+    "string_too_short": ("validation_min_text_constraint", "Must be at least {min_length} character(s)."),
+    "string_too_long": ("validation_max_text_constraint", "Must be less than {max_length} character(s)."),
+    "string_pattern_mismatch": ("validation_invalid_format", "Invalid value format."),
+    "too_short": ("validation_not_enough_values", "Select at least {min_length}."),
+    "too_long": ("validation_too_many_values", "Select no more than {max_length}."),
+    "greater_than_equal": ("validation_min_number_constraint", "Must be larger than {ge}."),
+    "less_than_equal": ("validation_max_number_constraint", "Must be less than {le}."),
+    "int_from_float": ("validation_only_int_constraint", "Decimal numbers are not allowed."),
+    "int_parsing": ("validation_invalid_number", "Must be a valid number."),
+    "float_parsing": ("validation_invalid_number", "Must be a valid number."),
+    "bool_parsing": ("validation_invalid_bool", "Must be a valid boolean."),
+    "literal_error": ("validation_invalid_value", "Invalid value {input}."),
+}
+_TYPE_ERRORS = frozenset(
+    {
+        "none_required", "string_type", "int_type", "float_type", "bool_type", "list_type",
+        "dict_type", "model_type", "model_attributes_type", "is_instance_of", "literal_error",
+        "json_type", "union_tag_invalid",
+    }
+)
+
+
+def body_error(route_name: str, exc: ValidationError) -> ApiError:
+    """PocketBase's 400 for a record body: one ``{code, message}`` per field, best match first."""
+    best: dict[str, tuple[int, dict[str, Any]]] = {}
+    for err in exc.errors():
+        loc = err["loc"]
+        if not loc:
+            continue
+        field = str(loc[0])
+        rank = _rank(err)
+        if field in best and best[field][0] <= rank:
+            continue
+        best[field] = (rank, _entry(err))
+    data = {field: entry for field, (_, entry) in best.items()}
+    return ApiError(400, _FAILED.get(route_name, "Failed to process the request."), data)
+
+
+def _rank(err: Any) -> int:
+    """Lower is more telling: a value error inside the union member that fits beats a mismatch."""
+    kind = err["type"]
+    if kind == "literal_error" and isinstance(err.get("input"), str):
+        return 0 if len(err["loc"]) > 2 else 1
+    return 3 if kind in _TYPE_ERRORS else 0
+
+
+def _entry(err: Any) -> dict[str, Any]:
+    kind = err["type"]
+    ctx = dict(err.get("ctx") or {})
+    if kind == "value_error":
+        message = str(ctx.get("error") or err["msg"])
+        code = "validation_required" if message == "Cannot be blank." else "validation_invalid_value"
+        return field_error(code, message)
+    if kind in _CODES:
+        code, template = _CODES[kind]
+        try:
+            message = template.format(input=err.get("input"), **ctx)
+        except (KeyError, IndexError):
+            message = err["msg"]
+        params = {k: v for k, v in ctx.items() if isinstance(v, int | float | str)} or None
+        if kind == "literal_error":
+            params = {"value": err.get("input")}
+        return field_error(code, message, params)
+    return field_error("validation_invalid_value", str(err["msg"]).rstrip(".") + ".")
+
+
+def required_files(route_name: str, spec: CollectionSpec, present: Any) -> None:
+    """A create must bring every required file field (as an upload or a kept name)."""
+    if route_name != "records.create":
+        return
+    keys = set(present)
+    for name, file_field in spec.file_fields.items():
+        if file_field.required and name not in keys and f"{name}+" not in keys and f"+{name}" not in keys:
+            raise ApiError(400, _FAILED[route_name], {name: field_error("validation_required", "Cannot be blank.")})
+
+
+def check_batch_requests(requests: list[Any]) -> None:
+    """Every item: a record write (POST/PUT/PATCH/DELETE) to an exposed collection, valid body."""
+    from urllib.parse import urlsplit
+
+    from .routing import match
+
+    for index, item in enumerate(requests):
+        try:
+            if not isinstance(item, dict):
+                raise ApiError(400, BAD_REQUEST)
+            method = str(item.get("method", "")).upper()
+            url = urlsplit(str(item.get("url", "")))
+            if not url.path.startswith("/api/"):
+                raise ApiError(404, "The requested resource wasn't found.")
+            upsert = method == "PUT"
+            route = match("POST" if upsert else method, url.path)
+            if route.name not in ("records.create", "records.update", "records.delete") or route.collection is None:
+                raise ApiError(400, "Invalid batch request.")
+            if url.query:
+                check_query(route.name, route.collection, url.query.encode())
+            body = item.get("body")
+            if route.name != "records.delete" and isinstance(body, dict):
+                check_data("records.update" if upsert else route.name, route.collection, body)
+        except ApiError as exc:
+            response = {"data": exc.data, "message": exc.message, "status": exc.status}
+            failure = field_error("batch_request_failed", "Batch request failed.")
+            failure["response"] = response
+            raise ApiError(400, "Batch transaction failed.", {"requests": {str(index): failure}}) from None
