@@ -1,0 +1,100 @@
+"""Helpers of the gateway tests: the gateway process, upstream call counts, comparisons."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from generator.pbserver import free_port
+from generator.seed import postly_seed
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GENERATED = REPO_ROOT / "generated"
+TRUSTED_PROXY = "127.0.0.2"
+PASSWORDS = {u["email"].split("@")[0]: u["password"] for u in postly_seed()["users"]}
+USER_IDS = {u["email"].split("@")[0]: u["id"] for u in postly_seed()["users"]}
+_METRIC = re.compile(r'^hapta_upstream_requests_total\{[^}]*\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+class GatewayProcess:
+    """``python -m gateway`` on a free 127.0.0.1 port, run from ``generated/``."""
+
+    def __init__(self, pocketbase_url: str, *, env: dict[str, str] | None = None, tmp: Path) -> None:
+        self.pocketbase_url = pocketbase_url
+        self.extra_env = env or {}
+        self.port = free_port()
+        self.log_path = tmp / f"gateway-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait: bool = True) -> GatewayProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HAPTA_", "PB_", "POCKETBASE_"))}
+        env.update({"POCKETBASE_URL": self.pocketbase_url, "HAPTA_ACCESS_LOG": "false"})
+        env.update(self.extra_env)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=GENERATED, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited ({self.proc.returncode}): {self.log()[-2000:]}")
+                try:
+                    client.get(f"{self.url}/health")
+                    return  # any answer: serving (503 only says PocketBase is down)
+                except httpx.TransportError:
+                    time.sleep(0.02)  # poll interval against the deadline
+        raise RuntimeError(f"gateway not ready within {timeout}s: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def upstream_calls(self) -> float:
+        """Requests the gateway has sent to PocketBase so far (its own counter)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        return sum(float(v) for v in _METRIC.findall(text))
+
+
+def auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": token} if token else {}
+
+
+def same(pb_resp: httpx.Response, gw_resp: httpx.Response) -> None:
+    """Status and parsed JSON body equal (key order inside objects is not significant)."""
+    assert gw_resp.status_code == pb_resp.status_code, (gw_resp.text, pb_resp.text)
+    if pb_resp.content:
+        assert gw_resp.json() == pb_resp.json()
+    else:
+        assert gw_resp.content == b""
+
+
+def strip_volatile(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("id", "created", "updated")}
