@@ -1,9 +1,10 @@
 // A scripted user session with the official PocketBase JS SDK (npm `pocketbase`).
 //
 //   node tests/sdk/js/session.mjs http://127.0.0.1:8090      (or PB_BASE_URL=... node session.mjs)
+//   node tests/sdk/js/session.mjs --part=crud URL             (all | crud | realtime)
 //
-// Realtime runs after the CRUD steps (its own post), so a gateway without realtime still
-// shows how far the rest of the session gets.
+// Realtime runs after the CRUD steps, with a post of its own; `--part=crud` / `--part=realtime`
+// run one half (each with its own signup, login and logout).
 //
 // Runs against anything that speaks PocketBase's API and holds the postly schema
 // (examples/postly/pb_schema.json): PocketBase itself (the control) or the generated gateway.
@@ -28,6 +29,14 @@ const PNG = Buffer.from(
   "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC",
   "base64",
 );
+
+// Which steps each --part runs (signup, login and logout always: every part needs a user).
+const CRUD = ["create-with-file", "list-expand-filter", "update", "delete", "auth-refresh"];
+const PARTS = {
+  all: ["signup", "login", ...CRUD, "realtime", "logout"],
+  crud: ["signup", "login", ...CRUD, "logout"],
+  realtime: ["signup", "login", "realtime", "logout"],
+};
 
 class StepFailure extends Error {}
 
@@ -89,11 +98,16 @@ async function probeRealtime(baseUrl) {
 }
 
 async function main() {
-  const baseUrl = process.argv[2] || process.env.PB_BASE_URL;
-  if (!baseUrl) {
-    console.error("usage: node session.mjs BASE_URL   (or set PB_BASE_URL)");
+  const args = process.argv.slice(2);
+  const partArg = args.find((a) => a.startsWith("--part="));
+  const part = partArg ? partArg.slice("--part=".length) : "all";
+  const baseUrl = args.find((a) => !a.startsWith("--")) || process.env.PB_BASE_URL;
+  if (!baseUrl || !PARTS[part]) {
+    console.error(`usage: node session.mjs [--part=${Object.keys(PARTS).join("|")}] BASE_URL`);
+    console.error("       (or set PB_BASE_URL)");
     process.exit(2);
   }
+  const wanted = new Set(PARTS[part]);
   const url = new URL(baseUrl);
   if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
     console.error(`refusing a non-local target: ${baseUrl}`);
@@ -103,10 +117,11 @@ async function main() {
   const pb = new PocketBase(baseUrl, new BaseAuthStore());
   pb.autoCancellation(false);
   const steps = [];
-  const summary = { ok: false, baseUrl, sdk: "pocketbase-js", steps };
+  const summary = { ok: false, baseUrl, sdk: "pocketbase-js", part, steps };
   let current = "start";
 
   async function step(name, fn) {
+    if (!wanted.has(name)) return;
     current = name;
     const started = performance.now();
     const detail = await fn();
