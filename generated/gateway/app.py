@@ -117,7 +117,7 @@ class Gateway:
         never attached to a user's request.
         """
         admin = Upstream(
-            settings.pocketbase_url, max_connections=1, connect_timeout=3.0, read_timeout=10.0
+            settings.pocketbase_url, max_connections=1, connect_timeout=2.0, read_timeout=3.0
         )
         try:
             try:

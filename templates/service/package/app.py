@@ -110,7 +110,7 @@ class Gateway:
         The superuser token lives only inside this function, on its own connection pool: it is
         never attached to a user's request.
         """
-        admin = Upstream(settings.pocketbase_url, max_connections=1, connect_timeout=3.0, read_timeout=10.0)
+        admin = Upstream(settings.pocketbase_url, max_connections=1, connect_timeout=2.0, read_timeout=3.0)
         try:
             try:
                 response = await admin.request("GET", b"/api/health", [])
