@@ -15,6 +15,7 @@ import typer
 
 from . import __version__
 from .cli_errors import fail, handle_errors
+from .demo import demo
 from .schema_cli import schema_app
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(schema_app, name="schema")
+app.command()(demo)
 
 
 def _say(message: str) -> None:

@@ -1,0 +1,57 @@
+"""``hapta-gen demo``: PocketBase + seed + gateway up, URLs printed, all stopped on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from generator.demo import _gateway_source
+from generator.pbserver import free_port
+
+
+def test_demo_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "demo.out"
+    with out.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "generator.cli", "demo", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, as a terminal's Ctrl-C sees it
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "is running" not in out.read_text(errors="replace"):
+            assert proc.poll() is None, out.read_text(errors="replace")
+            assert time.monotonic() < deadline, out.read_text(errors="replace")
+            time.sleep(0.1)  # poll interval against the deadline
+        text = out.read_text(errors="replace")
+        assert f"http://127.0.0.1:{port}/docs" in text and "/_/" in text
+        resp = httpx.get(f"http://127.0.0.1:{port}/api/collections/posts/records", params={"perPage": 1})
+        assert resp.status_code == 200 and resp.json()["totalItems"] == 4
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped: gateway and PocketBase" in out.read_text(errors="replace")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            raise AssertionError("the gateway still answers")
+        except httpx.TransportError:
+            pass
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_demo_builds_the_example_without_a_checkout(tmp_path: Path) -> None:
+    package_dir, package = _gateway_source(tmp_path, checkout=tmp_path / "no-generated-here")
+    assert package == "gateway" and (package_dir / "gateway" / "__main__.py").is_file()
+    done = subprocess.run([sys.executable, "-c", "import gateway.app"], cwd=package_dir,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
