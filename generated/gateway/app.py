@@ -39,6 +39,7 @@ class Gateway:
         self.upstream: Upstream | None = None
         self._health: Upstream | None = None
         self.proxy: Proxy | None = None
+        self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,7 +80,7 @@ class Gateway:
     async def startup(self) -> None:
         settings = self.settings = self._given or load_settings()
         logs.configure(settings.log_level)
-        logs.access.disabled = not settings.access_log
+        self.access_log = logs.AccessLog() if settings.access_log else None
         self.upstream = Upstream(
             settings.pocketbase_url,
             max_connections=settings.max_connections,
@@ -91,13 +92,15 @@ class Gateway:
         )
         self.ops = create_ops_app(self)
         await self._startup_checks(settings)
-        self.proxy = Proxy(settings, self.upstream, self.metrics)
+        self.proxy = Proxy(settings, self.upstream, self.metrics, self.access_log)
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
 
     async def shutdown(self) -> None:
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()
+        if self.access_log is not None:
+            self.access_log.flush()
         _info("gateway stopped")
 
     async def upstream_health(self) -> dict[str, Any]:

@@ -74,12 +74,18 @@ class ClientGone(Exception):
 class Proxy:
     """Answers ``/api/...``: checks what it can, forwards the rest to PocketBase."""
 
-    def __init__(self, settings: Settings, upstream: Upstream, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        upstream: Upstream,
+        metrics: Metrics,
+        access_log: logs.AccessLog | None,
+    ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.metrics = metrics
         self.client_ip = ClientIP(settings.trusted_proxies)
-        self.access_log = settings.access_log
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -112,8 +118,8 @@ class Proxy:
             status = 499
         finally:
             self.metrics.observe(route_name, method, status, time.perf_counter() - started)
-            if self.access_log:
-                logs.access_line(
+            if self.access_log is not None:
+                self.access_log.write(
                     method=method,
                     path=scope["path"],
                     route=route_name,
