@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,13 +98,18 @@ def test_wrong_superuser_credentials_stop_the_start(gw_pb: PocketBaseServer, gw_
     assert "were rejected by PocketBase" in gateway.log()
 
 
-def test_graceful_shutdown(gw_pb: PocketBaseServer, gw_tmp: Path) -> None:
-    gateway = GatewayProcess(gw_pb.url, tmp=gw_tmp).start()
+def test_access_log_and_graceful_shutdown(gw_pb: PocketBaseServer, gw_tmp: Path) -> None:
+    gateway = GatewayProcess(gw_pb.url, env={"HAPTA_ACCESS_LOG": "true"}, tmp=gw_tmp).start()
     assert gateway.proc is not None
     with httpx.Client(base_url=gateway.url) as client:
-        assert client.get("/api/health").status_code == 200
+        assert client.get("/api/collections/posts/records", params={"perPage": 1}).status_code == 200
+        assert client.get("/api/collections/posts/records", params={"sort": "nope"}).status_code == 400
     gateway.proc.send_signal(signal.SIGTERM)
     # uvicorn re-raises the signal after its graceful shutdown, so the exit status names it
     assert gateway.proc.wait(timeout=20) in (0, -signal.SIGTERM)
     log = gateway.log()
     assert "Finished server process" in log and "gateway stopped" in log
+    access = [json.loads(line) for line in log.splitlines() if '"hapta.access"' in line]
+    assert [(a["route"], a["status"]) for a in access] == [("records.list", 200), ("records.list", 400)]
+    assert access[0]["client"] == "127.0.0.1" and access[0]["upstream_ms"] is not None
+    assert access[1]["upstream_ms"] is None  # refused before PocketBase
