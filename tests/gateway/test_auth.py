@@ -106,3 +106,19 @@ def test_superuser_credentials_never_serve_users(gw: httpx.Client, pb: httpx.Cli
     # a guest's request to create in a superuser-only collection is refused by PocketBase
     same(pb.post("/api/collections/audit_log/records", json={"action": "login"}),
          gw.post("/api/collections/audit_log/records", json={"action": "login"}))
+
+
+def test_otp_request_when_enabled(gw: httpx.Client, pb: httpx.Client, tokens: dict[str, str]) -> None:
+    su = auth(tokens["superuser"])
+    assert pb.patch("/api/collections/users", json={"otp": {"enabled": True}}, headers=su).status_code == 200
+    try:
+        for email in ("bob@postly.test", "nobody@postly.test"):  # no enumeration: both get an id
+            resp = gw.post(f"{USERS}/request-otp", json={"email": email})
+            assert resp.status_code == 200, resp.text
+            otp_id = resp.json()["otpId"]
+            assert isinstance(otp_id, str) and len(otp_id) == 15
+        wrong = {"otpId": otp_id, "password": "00000000"}
+        same(pb.post(f"{USERS}/auth-with-otp", json=wrong), gw.post(f"{USERS}/auth-with-otp", json=wrong))
+        same(pb.get(f"{USERS}/auth-methods"), gw.get(f"{USERS}/auth-methods"))
+    finally:
+        pb.patch("/api/collections/users", json={"otp": {"enabled": False}}, headers=su)
