@@ -179,3 +179,7 @@ def test_unexposed_and_unknown_paths_never_reach_pocketbase(gw: httpx.Client, to
         assert set(resp.json()) == {"data", "message", "status"}
     resp = gw.post("/api/collections/_superusers/auth-with-password", json={"identity": "a", "password": "b"})
     assert resp.status_code == 404
+    for raw in ("/api/collections/posts/records/%2E%2E", "/api/collections/posts/records/..%2F..%2F_superusers",
+                "/api/files/posts/x/..%2F..%2F..%2Fsettings", "/api/collections//records"):
+        resp = gw.get(raw, headers=su)
+        assert resp.status_code == 404, (raw, resp.text)

@@ -55,6 +55,8 @@ FILE_TOKEN = Route("files.token")
 def match(method: str, path: str) -> Route:
     """The route for ``method path`` (``path`` starts with ``/api/``); raises ``ApiError``."""
     parts = path[5:].split("/")
+    if "." in parts or ".." in parts:  # never let PocketBase resolve dot-segments for us
+        raise ApiError(404, NOT_FOUND)
     n = len(parts)
     head = parts[0]
     if head == "collections" and n >= 3:
