@@ -52,7 +52,3 @@ def field_error(code: str, message: str, params: dict[str, Any] | None = None) -
 def invalid(message: str, field: str, code: str, detail: str, **params: Any) -> ApiError:
     """A 400 naming one field (a body key or a query parameter)."""
     return ApiError(400, message, {field: field_error(code, detail, params or None)})
-
-
-def not_found() -> ApiError:
-    return ApiError(404, NOT_FOUND)

@@ -43,10 +43,6 @@ class Route:
     collection: CollectionSpec | None = None
     record_id: str = ""
 
-    @property
-    def writes_record(self) -> bool:
-        return self.name in ("records.create", "records.update")
-
 
 HEALTH = Route("health")
 BATCH = Route("batch")

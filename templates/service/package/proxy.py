@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -32,7 +33,14 @@ from .metrics import Metrics
 from .routing import Route, match
 from .settings import Settings
 from .upstream import Body, FileBody, Upstream, UpstreamError, UpstreamTimeout
-from .validation import check_data, check_json_body, check_query, form_data, required_files
+from .validation import (
+    check_batch_requests,
+    check_data,
+    check_json_body,
+    check_query,
+    form_data,
+    required_files,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,6 +58,7 @@ _DROP_REQUEST = frozenset(
 #: Response headers never passed back (hop-by-hop; the server frames the body itself).
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"trailer", b"upgrade"})
 _BODY_ROUTES = frozenset({"records.create", "records.update"})
+_STARTED = "hapta.response_started"
 
 
 class ClientGone(Exception):
@@ -97,6 +106,11 @@ class Proxy:
             size = await _send_error(send, exc)
         except ClientGone:
             status = 499
+        except Exception:
+            if scope.get(_STARTED):  # the response is under way: all there is to do is cut it
+                raise
+            logs.log.exception("request failed", extra={"fields": {"msg": "request failed", "path": scope["path"]}})
+            size = await _send_error(send, ApiError(500, BAD_REQUEST))
         finally:
             self.metrics.observe(route_name, method, status, time.perf_counter() - started)
             if self.access_log is not None:
@@ -109,8 +123,7 @@ class Proxy:
 
     async def _body(self, route: Route, scope: Scope, receive: Receive) -> bytes | Body:
         """The body to forward, read and checked; multipart arrives as a spooled file."""
-        method = scope["method"]
-        if method in ("GET", "HEAD", "OPTIONS") or (method == "DELETE" and route.name != "batch"):
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return b""
         content_type = _header(scope, b"content-type") or b""
         spec = route.collection
@@ -121,8 +134,6 @@ class Proxy:
         raw = await _read(receive, self.settings.max_body_size)
         if route.name in _BODY_ROUTES and spec is not None:
             if content_type.startswith(b"application/x-www-form-urlencoded"):
-                from urllib.parse import parse_qsl
-
                 pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
                 data = form_data(spec, pairs)
                 check_data(route.name, spec, data)
@@ -184,6 +195,7 @@ class Proxy:
             raise ApiError(502, UPSTREAM_DOWN) from None
         self.metrics.upstream_call(route.name, response.status)
         out_headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+        scope[_STARTED] = True
         try:
             if response.complete:  # the usual JSON answer: one message, no streaming
                 data = await response.read()
@@ -254,8 +266,6 @@ def _json_keys(raw: bytes) -> set[str]:
 def _check_batch(raw: bytes, content_type: bytes) -> None:
     """Each sub-request of ``/api/batch`` must be a record write to an exposed collection with
     a valid body; failures use PocketBase's batch envelope (``data.requests.<i>``)."""
-    from .validation import check_batch_requests
-
     if boundary_of(content_type) is not None:
         payload = _multipart_json_payload(raw, content_type)
     else:

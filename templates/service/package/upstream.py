@@ -1,15 +1,19 @@
 """The pooled HTTP/1.1 keep-alive client the gateway talks to PocketBase with.
 
-Chosen by measurement on the 2-core development machine (wrk -t2 -c64 -d5s; one public record /
-a 30-record list passed through a raw ASGI app on uvicorn (1 worker, httptools, uvloop);
-PocketBase on the same cores; medians of 3 interleaved rounds on a busy machine): this client
-(asyncio protocol + httptools) 692 / 277 req/s at 4,061 / 2,931 requests per CPU-second of the
-gateway; aiohttp's ClientSession 484 / 232 req/s at 2,070 / 1,621; PocketBase direct 1,356 / 401.
-In-process the client alone costs ~125 us of CPU per request, aiohttp ~290 us.
-Nothing here is specific to PocketBase: it is a small
-connection pool, a request writer and a streaming response reader, with a connect timeout, a
-read timeout (per wait, so slow downloads are fine while they make progress) and one retry of
-idempotent requests that meet a keep-alive connection the server has just closed.
+A small connection pool, a request writer and a streaming response reader (asyncio protocol +
+httptools), with a connect timeout, a read timeout (per wait, so a slow download is fine while
+it makes progress) and one retry of idempotent requests that meet a keep-alive connection the
+server has just closed. Nothing here is specific to PocketBase.
+
+Chosen by measurement on the 2-core development machine: wrk -t2 -c64 -d5s through a raw ASGI
+pass-through on uvicorn (1 worker, httptools, uvloop), PocketBase on the same cores, medians of
+3 interleaved rounds on a busy machine, one public record / a 30-record list:
+
+    this client   692 / 277 req/s, 4,061 / 2,931 requests per gateway CPU-second
+    aiohttp       484 / 232 req/s, 2,070 / 1,621 requests per gateway CPU-second
+    PocketBase  1,356 / 401 req/s direct
+
+In-process the client alone costs ~125 us of CPU per request against aiohttp's ~290 us.
 """
 
 from __future__ import annotations

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from .catalog import BY_NAME
-from .errors import BAD_REQUEST, ApiError, field_error, invalid
+from .errors import BAD_REQUEST, NOT_FOUND, ApiError, field_error, invalid
+from .routing import match
 from .spec import CollectionSpec, FieldSpec
 
 MAX_PER_PAGE = 1000
@@ -305,10 +306,6 @@ def required_files(route_name: str, spec: CollectionSpec, present: Any) -> None:
 
 def check_batch_requests(requests: list[Any]) -> None:
     """Every item: a record write (POST/PUT/PATCH/DELETE) to an exposed collection, valid body."""
-    from urllib.parse import urlsplit
-
-    from .routing import match
-
     for index, item in enumerate(requests):
         try:
             if not isinstance(item, dict):
@@ -316,7 +313,7 @@ def check_batch_requests(requests: list[Any]) -> None:
             method = str(item.get("method", "")).upper()
             url = urlsplit(str(item.get("url", "")))
             if not url.path.startswith("/api/"):
-                raise ApiError(404, "The requested resource wasn't found.")
+                raise ApiError(404, NOT_FOUND)
             upsert = method == "PUT"
             route = match("POST" if upsert else method, url.path)
             if route.name not in ("records.create", "records.update", "records.delete") or route.collection is None:
