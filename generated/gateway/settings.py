@@ -64,6 +64,16 @@ class Settings(BaseSettings):
             raise ValueError("has an invalid port") from None
         return value.strip().rstrip("/")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("redis", "rediss", "unix", "valkey", "valkeys"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value.strip()
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, value: Any) -> tuple[Network, ...]:

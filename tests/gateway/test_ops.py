@@ -67,6 +67,8 @@ def _start(env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[str]:
          "error: HAPTA_TRUSTED_PROXIES 'nonsense' is not an IP address or CIDR"),
         ({"POCKETBASE_URL": "http://x", "PB_SUPERUSER_EMAIL": "a@b.c"},
          "error: PB_SUPERUSER_EMAIL and PB_SUPERUSER_PASSWORD must be set together"),
+        ({"POCKETBASE_URL": "http://x", "HAPTA_REDIS_URL": "localhost:6379"},
+         "error: HAPTA_REDIS_URL must be a redis://, rediss:// or unix:// URL"),
         ({"POCKETBASE_URL": "http://x", "HAPTA_CONFIG": "/nonexistent/hapta.yaml"},
          "error: HAPTA_CONFIG /nonexistent/hapta.yaml is not a file"),
     ],
