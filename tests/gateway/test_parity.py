@@ -167,3 +167,20 @@ def test_batch_through_gateway(gw: httpx.Client, pb: httpx.Client, tokens: dict[
     # a sub-request PocketBase refuses (rule): its envelope comes back unchanged
     guest_batch = {"requests": [batch["requests"][0]]}
     same(pb.post("/api/batch", json=guest_batch), gw.post("/api/batch", json=guest_batch))
+
+
+def test_saving_a_fetched_record_back(pb: httpx.Client, gw: httpx.Client, tokens: dict[str, str]) -> None:
+    """SDKs often send a whole fetched record back: everything PocketBase returned must pass."""
+    bob = auth(tokens["bob"])
+    for path in ("/api/collections/posts/records/pst000000000002",
+                 "/api/collections/users/records/usr000000000002",
+                 "/api/collections/comments/records/cmt000000000004"):
+        record = pb.get(path, params={"expand": "author"}, headers=bob).json()
+        resp = gw.patch(path, json=record, headers=bob)
+        assert resp.status_code == 200, resp.text
+        same(pb.get(path, headers=bob), gw.get(path, headers=bob))
+    record = pb.get("/api/collections/posts/records/pst000000000001", headers=bob).json()
+    create = {k: v for k, v in record.items() if k not in ("id", "cover", "gallery")} | {"slug": "copy-of-1"}
+    resp = gw.post("/api/collections/posts/records", json=create, headers=bob)
+    assert resp.status_code == 200, resp.text
+    assert gw.delete(f"/api/collections/posts/records/{resp.json()['id']}", headers=bob).status_code == 204
