@@ -256,7 +256,10 @@ def _form_value(field: FieldSpec | None, key: str, values: list[str]) -> Any:
             return text if field.type == "json" else {"invalid": text}
     if field.type in ("number", "bool") and values[-1] == "":
         return _SKIP
-    multiple = field.multiple or key != field.name  # modifiers take lists too
+    # select/relation/file modifiers (`tags+`, `gallery-`) take lists even on single fields
+    multiple = field.multiple or (
+        key != field.name and field.type in ("select", "relation", "file")
+    )
     if multiple:
         return values
     return values[-1] if len(values) == 1 else values

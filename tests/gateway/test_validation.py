@@ -10,6 +10,8 @@ import httpx
 import pytest
 from gateway_support import GatewayProcess, auth
 
+from generator.seed import png_bytes
+
 POSTS = "/api/collections/posts/records"
 POST_1 = f"{POSTS}/pst000000000001"
 GOOD_POST = {"title": "Valid title", "status": "draft", "author": "usr000000000002"}
@@ -99,6 +101,16 @@ def test_bad_multipart_fields(gw: httpx.Client, tokens: dict[str, str], untouche
     payload = {"@jsonPayload": '{"title": "ok title", "status": "draft", "author": "usr000000000002", "rating": 9}'}
     resp = gw.post(POSTS, data=payload, files={"x": ("x.txt", b"unused")}, headers=auth(tokens["bob"]))
     _assert_400(resp, "rating", "validation_max_number_constraint")
+
+
+def test_multipart_modifiers_pass(gw: httpx.Client, tokens: dict[str, str]) -> None:
+    bob = auth(tokens["bob"])
+    resp = gw.patch(POST_1, data={"views+": "1", "tags-": "1", "+tags": "go"},
+                    files={"gallery+": ("g.png", png_bytes(8, 8, seed="m"), "image/png")}, headers=bob)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["tags"][0] == "go"
+    gw.patch(POST_1, json={"views-": 1, "tags": ["python", "4K", "1"], "gallery-": resp.json()["gallery"][-1:]},
+             headers=bob)
 
 
 def test_bad_urlencoded_body(gw: httpx.Client, tokens: dict[str, str], untouched: None) -> None:
