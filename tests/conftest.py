@@ -38,6 +38,17 @@ if str(REPO_ROOT) not in sys.path:  # the package is used from the checkout, not
 from generator.pbserver import PocketBaseServer, free_port  # noqa: E402
 from generator.seed import seed_postly  # noqa: E402
 
+#: Test modules here do ``from conftest import ...``; pytest drops ``conftest`` from
+#: ``sys.modules`` each time it loads a sub-directory's conftest (tests/gateway, tests/sdk), so
+#: put this one back before each test module of this directory is imported.
+_THIS_CONFTEST = sys.modules[__name__]
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    if isinstance(collector, pytest.Module) and collector.path.parent == Path(__file__).resolve().parent:
+        sys.modules["conftest"] = _THIS_CONFTEST
+
+
 POSTLY_DIR = REPO_ROOT / "examples" / "postly"
 POSTLY_SCHEMA_PATH = POSTLY_DIR / "pb_schema.json"
 PB_ENV_VARS = ("PB_URL", "PB_SUPERUSER_EMAIL", "PB_SUPERUSER_PASSWORD")
