@@ -94,6 +94,21 @@ def check_targets(urls: dict[str, str], paths: dict[str, str]) -> list[str]:
     return problems
 
 
+def upstream_requests(base: str) -> float | None:
+    """The gateway's ``hapta_upstream_requests_total`` (all labels), or None without metrics."""
+    try:
+        resp = httpx.get(f"{base}/metrics", timeout=10)
+    except httpx.HTTPError:
+        return None
+    if resp.status_code != 200:
+        return None
+    total = 0.0
+    for line in resp.text.splitlines():
+        if line.startswith("hapta_upstream_requests_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def median_result(results: list[LoadResult]) -> dict[str, Any]:
     return {
         "rps": round(statistics.median(r.rps for r in results), 1),
@@ -124,6 +139,12 @@ def markdown(medians: dict[str, dict[str, dict[str, Any]]], meta: dict[str, Any]
             f"{lst['rps']:,.0f} | {lst['p50_ms']:.1f} / {lst['p99_ms']:.1f} | "
             f"{rec['errors'] + lst['errors']} |"
         )
+    shares = meta.get("gateway_upstream_share") or {}
+    if any(shares.values()):
+        text = ", ".join(
+            f"{e} {min(v):.0%}-{max(v):.0%}" for e, v in shares.items() if v
+        )
+        lines += ["", f"Gateway requests that went to PocketBase (its /metrics): {text}."]
     if "gateway" in medians:
         lines += [
             "",
@@ -174,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     gateway_env = {**GATEWAY_BENCH_ENV, **parse_env(args.gateway_env)}
 
     results: dict[str, dict[str, list[LoadResult]]] = {n: {e: [] for e in ENDPOINTS} for n in names}
+    #: per gateway measurement: upstream requests (from its /metrics) / requests served
+    upstream_share: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
     with running_targets(names, args.posts, gateway_env, args.nginx_keepalive) as (urls, record):
         paths = {e: p.format(id=record) for e, p in ENDPOINTS.items()}
         problems = check_targets(urls, paths)
@@ -187,10 +210,17 @@ def main(argv: list[str] | None = None) -> int:
         for round_no in range(1, args.rounds + 1):
             for name, base in urls.items():
                 for endpoint, path in paths.items():
+                    before = upstream_requests(base) if name == "gateway" else None
                     result = run_load(base + path, duration=args.duration,
                                       connections=args.connections, threads=args.threads, tool=tool)
                     results[name][endpoint].append(result)
                     flag = f"  ERRORS: {result.errors}" if result.errors else ""
+                    after = upstream_requests(base) if before is not None else None
+                    if before is not None and after is not None and result.requests:
+                        share = (after - before) / result.requests
+                        upstream_share[endpoint].append(share)
+                        if share < 0.95:
+                            flag += f"  only {share:.0%} went upstream: is caching off?"
                     print(f"round {round_no} {name:10} {endpoint:6} {result.rps:9.0f} req/s  "
                           f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms{flag}",
                           file=sys.stderr, flush=True)
@@ -201,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration": args.duration, "rounds": args.rounds, "posts": args.posts,
         "cpus": os.cpu_count(), "paths": paths, "gateway_env": gateway_env,
         "nginx_keepalive": args.nginx_keepalive, "problems": problems,
+        "gateway_upstream_share": upstream_share,
     }
     table = markdown(medians, meta)
     json_path, md_path = write_results(
