@@ -1,7 +1,7 @@
 """Time ``hapta-gen build`` on the postly example and on synthetic schemas of growing size.
 
-    python -m bench.build                        # example + 10, 100, 1000 collections
-    python -m bench.build --sizes 10,100 --repeat 3
+    python bench/build.py                        # example + 10, 100, 1000 collections
+    python bench/build.py --sizes 10,100 --repeat 3
 
 Each build is a real ``hapta-gen build --schema S --out TMP`` process. Its progress lines on
 stderr are timestamped as they arrive, which splits the wall time into phases (interpreter start

@@ -1,7 +1,7 @@
 """Proxy benchmark: PocketBase direct vs nginx ``proxy_pass`` vs the gateway (caching off).
 
-    python -m bench.run                                   # 10 s, 64 connections, 3 rounds
-    python -m bench.run --duration 5 --connections 32 --rounds 3 --targets pocketbase,nginx
+    python bench/proxy.py                          # 10 s, 64 connections, 3 rounds
+    python bench/proxy.py --duration 5 --connections 32 --rounds 3 --targets pocketbase,nginx
 
 One run starts everything on 127.0.0.1 and stops it at the end: a PocketBase with the postly
 schema and ``--posts`` public posts (batch API), Debian's nginx as a plain ``proxy_pass`` to it
