@@ -35,8 +35,10 @@ def demo(
     port: Annotated[int, typer.Option("--port", "-p", help="Port of the gateway.")] = 8080,
     host: Annotated[str, typer.Option("--host", help="Interface of the gateway.")] = "127.0.0.1",
 ) -> None:
-    """Run a bundled PocketBase with the example schema and seed data, and the generated
-    gateway in front of it; print the URLs; Ctrl-C stops everything."""
+    """Run the example: a bundled, seeded PocketBase with the gateway in front (Ctrl-C stops all).
+
+    Prints the gateway, /docs and PocketBase admin URLs and the example users' logins.
+    """
     from .pbserver import PocketBaseServer
     from .seed import postly_schema, seed_postly
 
