@@ -17,6 +17,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -49,6 +50,8 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in _METHODS:  # a client must not be able to mint label values
+            method = "OTHER"
         key = ("r", route, method, status)
         child = self._children.get(key)
         if child is None:
