@@ -196,7 +196,13 @@ def check_json_body(route_name: str, spec: CollectionSpec, raw: bytes) -> None:
     except ValidationError as exc:
         if _is_json_error(exc):
             raise ApiError(400, BAD_REQUEST) from None
-        raise body_error(route_name, exc) from None
+        # PocketBase also takes a list for a single select/relation/file (the last item wins):
+        # only on this slow path is the body decoded and tried again in that reading.
+        data = orjson.loads(raw)
+        single = _singles(spec, data)
+        if single is data:
+            raise body_error(route_name, exc) from None
+        check_data(route_name, spec, single)
 
 
 def check_data(route_name: str, spec: CollectionSpec, data: dict[str, Any]) -> None:
@@ -205,9 +211,30 @@ def check_data(route_name: str, spec: CollectionSpec, data: dict[str, Any]) -> N
     if model is None:
         return
     try:
-        model.model_validate(data)
+        model.model_validate(_singles(spec, data))
     except ValidationError as exc:
         raise body_error(route_name, exc) from None
+
+
+_LISTABLE = ("select", "relation", "file")
+
+
+def _singles(spec: CollectionSpec, data: Any) -> Any:
+    """``data`` with lists given to single select/relation/file fields read as PocketBase reads
+    them (the last item; ``[]`` clears); ``data`` itself when there is nothing to change."""
+    if not isinstance(data, dict):
+        return data
+    changed: dict[str, Any] | None = None
+    for key, value in data.items():
+        if not isinstance(value, list):
+            continue
+        field = spec.field_by_name.get(key)
+        if field is None or field.multiple or field.type not in _LISTABLE:
+            continue
+        if changed is None:
+            changed = dict(data)
+        changed[key] = value[-1] if value else ""
+    return data if changed is None else changed
 
 
 def form_data(spec: CollectionSpec, pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -113,6 +113,20 @@ def test_multipart_modifiers_pass(gw: httpx.Client, tokens: dict[str, str]) -> N
              headers=bob)
 
 
+def test_single_fields_given_lists_pass_like_pocketbase(gw: httpx.Client, pb: httpx.Client,
+                                                        tokens: dict[str, str]) -> None:
+    bob = auth(tokens["bob"])
+    body = {"title": "Lists for singles", "status": ["draft"], "author": ["usr000000000002"], "slug": "lists-1"}
+    resp = gw.post(POSTS, json=body, headers=bob)
+    direct = pb.post(POSTS, json=body | {"slug": "lists-2"}, headers=bob)
+    assert resp.status_code == direct.status_code == 200, resp.text
+    assert resp.json()["status"] == direct.json()["status"] == "draft"
+    for record in (resp.json(), direct.json()):
+        gw.delete(f"{POSTS}/{record['id']}", headers=bob)
+    bad = gw.post(POSTS, json=body | {"status": ["nope"]}, headers=bob)
+    _assert_400(bad, "status", "validation_invalid_value")
+
+
 def test_bad_urlencoded_body(gw: httpx.Client, tokens: dict[str, str], untouched: None) -> None:
     resp = gw.post(POSTS, data={"title": "Form post", "status": "draft", "author": "usr000000000002", "tags": ["go", "nope"]},
                    headers=auth(tokens["bob"]))
