@@ -147,6 +147,18 @@ def markdown(rows: list[BuildRow]) -> str:
         )
     if notes:
         notes.insert(0, "\nMarginal cost (constant when growth is linear):\n")
+    if len(synthetic) >= 2:
+        small, large = synthetic[-2], synthetic[-1]
+        factor = large.collections / small.collections
+        growth = ", ".join(
+            f"{n} x{large.phases[n] / small.phases[n]:.1f}"
+            for n in names
+            if small.phases.get(n) and n in large.phases
+        )
+        notes.append(
+            f"\nPer phase, {small.collections} -> {large.collections} collections "
+            f"(x{factor:g}; linear growth is about x{factor:g}): {growth}"
+        )
     return "\n".join([head, sep, *body, *notes]) + "\n"
 
 
