@@ -3,7 +3,9 @@
 A small connection pool, a request writer and a streaming response reader (asyncio protocol +
 httptools), with a connect timeout, a read timeout (per wait, so a slow download is fine while
 it makes progress) and one retry of idempotent requests that meet a keep-alive connection the
-server has just closed. Nothing here is specific to PocketBase.
+server has just closed. Long-lived responses (server-sent events) get a connection of their
+own outside the pool (``stream``), so they never hold a pooled slot; ``close_streams`` ends them
+all at once (graceful shutdown). Nothing here is specific to PocketBase.
 
 Chosen by measurement on the 2-core development machine: wrk -t2 -c64 -d5s through a raw ASGI
 pass-through on uvicorn (1 worker, httptools, uvloop), PocketBase on the same cores, medians of
@@ -19,6 +21,7 @@ In-process the client alone costs ~125 us of CPU per request against aiohttp's ~
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -34,6 +37,9 @@ _HIGH_WATER = 256 * 1024
 _IDLE_REUSE = 30.0
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CHUNK = 64 * 1024
+#: TCP keepalive of stream connections (idle seconds, interval, probes): PocketBase sends no
+#: heartbeat, so a peer that vanished without a FIN is noticed by the kernel, not by a timeout.
+_KEEPALIVE = (60, 15, 4)
 
 
 class UpstreamError(Exception):
@@ -166,16 +172,17 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float | None) -> None:
         """Until the parser reports progress, the connection fails, or ``timeout`` passes."""
         if self.error is not None:
             raise self.error
         waiter = self._waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, _expire, waiter)
+        timer = None if timeout is None else self.loop.call_later(timeout, _expire, waiter)
         try:
             await waiter
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
         if self.error is not None:
             raise self.error
 
@@ -207,11 +214,17 @@ def _expire(fut: asyncio.Future[None]) -> None:
 
 
 class Response:
-    """PocketBase's answer: status and headers now, the body as it arrives."""
+    """PocketBase's answer: status and headers now, the body as it arrives.
 
-    def __init__(self, pool: Upstream, conn: _Connection) -> None:
+    A streamed response (``Upstream.stream``) waits for its body without a read timeout and
+    its connection is closed at the end, never pooled.
+    """
+
+    def __init__(self, pool: Upstream, conn: _Connection, *, stream: bool = False) -> None:
         self._pool = pool
         self._conn: _Connection | None = conn
+        self._stream = stream
+        self._timeout = None if stream else pool.read_timeout
         self.status = conn.status
         #: Lower-cased names; hop-by-hop headers are still in (the proxy filters them).
         self.headers = conn.headers
@@ -237,7 +250,7 @@ class Response:
                     continue
                 if conn.complete:
                     break
-                await conn.wait(self._pool.read_timeout)
+                await conn.wait(self._timeout)
         except BaseException:
             self._finish(reuse=False)
             raise
@@ -249,7 +262,11 @@ class Response:
 
     def _finish(self, *, reuse: bool) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        if self._stream:
+            self._pool._end_stream(conn)
+        else:
             self._pool._release(conn, reuse=reuse and conn.complete)
 
 
@@ -278,7 +295,14 @@ class Upstream:
         self.read_timeout = read_timeout
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(max_connections)
+        self._streams: set[_Connection] = set()
         self._closed = False
+        self._streams_closed = False
+
+    @property
+    def open_streams(self) -> int:
+        """Stream connections open right now (``stream``)."""
+        return len(self._streams)
 
     async def request(
         self,
@@ -316,6 +340,48 @@ class Upstream:
     ) -> Response:
         conn = await self._connection(fresh=fresh)
         reused = conn.used
+        try:
+            await self._send(conn, method, target, headers, body)
+        except UpstreamTimeout:
+            raise
+        except UpstreamError:
+            if retry and reused and conn.received == 0:
+                raise _Stale from None
+            raise
+        return Response(self, conn)
+
+    async def stream(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> Response:
+        """Send a bodiless request on a new connection outside the pool, for a response that may
+        last as long as the client wants it (server-sent events).
+
+        The connection counts against no pool slot, its body is awaited without a read timeout,
+        and ``Response.close`` (or ``close_streams``) closes it. Raises like ``request``.
+        """
+        if self._closed or self._streams_closed:
+            raise UpstreamError("the upstream client is closed")
+        conn = await self._connection(fresh=True)
+        if self._streams_closed:  # closed while connecting
+            conn.close()
+            raise UpstreamError("the upstream client is closed")
+        _keepalive(conn)
+        self._streams.add(conn)
+        try:
+            await self._send(conn, method, target, headers, b"")
+        except BaseException:
+            self._end_stream(conn)
+            raise
+        return Response(self, conn, stream=True)
+
+    async def _send(
+        self,
+        conn: _Connection,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | Body,
+    ) -> None:
+        """Write the request on ``conn`` and wait for the response head (``conn`` is closed on
+        any failure)."""
         conn.used = True
         conn.head_only = method == "HEAD"
         try:
@@ -340,18 +406,9 @@ class Upstream:
                     await conn.drain(self.read_timeout)
             while not conn.head_done:
                 await conn.wait(self.read_timeout)
-        except UpstreamTimeout:
-            conn.close()
-            raise
-        except UpstreamError:
-            conn.close()
-            if retry and reused and conn.received == 0:
-                raise _Stale from None
-            raise
         except BaseException:
             conn.close()
             raise
-        return Response(self, conn)
 
     async def _connection(self, *, fresh: bool) -> _Connection:
         now = time.monotonic()
@@ -384,12 +441,39 @@ class Upstream:
         else:
             conn.close()
 
+    def _end_stream(self, conn: _Connection) -> None:
+        self._streams.discard(conn)
+        conn.close()
+
+    def close_streams(self) -> None:
+        """Close every stream connection (their readers see the end) and refuse new ones."""
+        self._streams_closed = True
+        streams, self._streams = self._streams, set()
+        for conn in streams:
+            conn.close()
+
     async def aclose(self) -> None:
-        """Close every idle connection; requests in flight finish on their own."""
+        """Close every idle and stream connection; requests in flight finish on their own."""
         self._closed = True
+        self.close_streams()
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _keepalive(conn: _Connection) -> None:
+    sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system defaults apply
+            idle, interval, count = _KEEPALIVE
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
+    except OSError:
+        pass
 
 
 class _Stale(Exception):
