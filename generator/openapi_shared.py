@@ -331,7 +331,9 @@ def _realtime_paths(ir: SchemaIR, tag: str) -> dict[str, Any]:
                 tag,
                 "Set the subscriptions of a realtime client",
                 "Replaces every subscription of `clientId`; the caller's token decides which events "
-                "it will receive.",
+                "it will receive. Send it from the client IP that opened the stream. A topic for a "
+                "collection not listed here (or whose `?options=` expands or filters into one) is "
+                "refused with 400 before PocketBase sees it.",
                 {"204": NO_CONTENT, **error_responses("400", "403", "404", *UPSTREAM)},
                 security=OPTIONAL_AUTH,
                 body={

@@ -240,6 +240,16 @@ def boundary_of(content_type: bytes) -> bytes | None:
     return options.get(b"boundary") or None
 
 
+def multipart_fields(raw: bytes, boundary: bytes) -> list[tuple[str, str]]:
+    """The text fields of a whole multipart body already in memory (files are skipped)."""
+    reader = MultipartReader(boundary, None, "form", limit=len(raw) + 1, text_limit=len(raw) + 1)
+    try:
+        reader.feed(raw)
+        return reader.finish().fields
+    finally:
+        reader.body.close()
+
+
 def upload_limit(spec: CollectionSpec | None, base: int) -> int:
     """The largest multipart body worth reading for ``spec``: text plus every file allowed."""
     if spec is None:

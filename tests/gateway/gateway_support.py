@@ -1,14 +1,20 @@
-"""Helpers of the gateway tests: the gateway process, upstream call counts, comparisons."""
+"""Helpers of the gateway tests: the gateway process, upstream call counts, comparisons, and a
+realtime (SSE) reader."""
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 
@@ -21,6 +27,7 @@ TRUSTED_PROXY = "127.0.0.2"
 PASSWORDS = {u["email"].split("@")[0]: u["password"] for u in postly_seed()["users"]}
 USER_IDS = {u["email"].split("@")[0]: u["id"] for u in postly_seed()["users"]}
 _METRIC = re.compile(r'^hapta_upstream_requests_total\{[^}]*\} ([0-9.e+]+)$', re.MULTILINE)
+_SSE_CLIENTS = re.compile(r"^hapta_sse_clients ([0-9.e+-]+)$", re.MULTILINE)
 
 
 class GatewayProcess:
@@ -82,6 +89,12 @@ class GatewayProcess:
         text = httpx.get(f"{self.url}/metrics", timeout=5).text
         return sum(float(v) for v in _METRIC.findall(text))
 
+    def sse_clients(self) -> float:
+        """Realtime streams the gateway has open to PocketBase (its ``hapta_sse_clients``)."""
+        found = _SSE_CLIENTS.search(httpx.get(f"{self.url}/metrics", timeout=5).text)
+        assert found is not None, "no hapta_sse_clients in /metrics"
+        return float(found.group(1))
+
 
 def auth(token: str | None) -> dict[str, str]:
     return {"Authorization": token} if token else {}
@@ -98,3 +111,84 @@ def same(pb_resp: httpx.Response, gw_resp: httpx.Response) -> None:
 
 def strip_volatile(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in ("id", "created", "updated")}
+
+
+class EventStream:
+    """``GET /api/realtime`` read on a thread of its own; events are queued as they arrive.
+
+    Opening waits for ``PB_CONNECT`` (so ``client_id`` is known); ``next_event`` waits for the
+    next event against a deadline; ``ended`` is set when the server ends the stream.
+    """
+
+    def __init__(self, base_url: str, *, headers: dict[str, str] | None = None, local_address: str | None = None) -> None:
+        transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=None), transport=transport)
+        self._stream = self._client.stream("GET", f"{base_url}/api/realtime", headers=headers)
+        self.response = self._stream.__enter__()
+        self.events: queue.Queue[dict[str, str]] = queue.Queue()
+        self.ended = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        connect = self.next_event()
+        assert connect["event"] == "PB_CONNECT", connect
+        self.client_id: str = json.loads(connect["data"])["clientId"]
+
+    def _read(self) -> None:
+        event: dict[str, str] = {}
+        try:
+            for line in self.response.iter_lines():
+                if not line:
+                    if event:
+                        self.events.put(event)
+                    event = {}
+                    continue
+                key, _, value = line.partition(":")
+                event[key] = value
+        except (httpx.HTTPError, OSError, ValueError):
+            pass  # closed under us (``close``)
+        finally:
+            self.ended.set()
+
+    def next_event(self, timeout: float = 10.0) -> dict[str, str]:
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no realtime event within {timeout}s") from None
+
+    def received(self) -> list[dict[str, str]]:
+        """Every event queued so far (without waiting)."""
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
+    def close(self) -> None:
+        """Disconnect (a shutdown wakes the reader thread; a bare close would not)."""
+        sock = self.response.extensions["network_stream"].get_extra_info("socket")
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by the server
+        try:
+            self._stream.__exit__(None, None, None)
+        finally:
+            self._client.close()
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def wait_until(check: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``check()`` until it is true, against a deadline."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.02)  # poll interval against the deadline

@@ -199,7 +199,7 @@ def test_unexposed_and_unknown_paths_never_reach_pocketbase(gw: httpx.Client, to
     su = auth(tokens["superuser"])
     for path in ("/api/collections/_superusers/records", "/api/collections/_superusers/auth-with-password",
                  "/api/collections", "/api/settings", "/api/logs", "/api/collections/posts",
-                 "/api/files/_superusers/x/y.png", "/api/realtime", "/_/", "/api/nope"):
+                 "/api/files/_superusers/x/y.png", "/api/realtime/x", "/_/", "/api/nope"):
         resp = gw.get(path, headers=su)
         assert resp.status_code == 404, (path, resp.text)
         assert set(resp.json()) == {"data", "message", "status"}

@@ -4,10 +4,19 @@
 hot path); ``/docs``, ``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app;
 anything else is a 404 in PocketBase's envelope. Settings are read at startup (lifespan), so
 importing this module needs no environment.
+
+Realtime streams never end by themselves, and a server shutting down gracefully waits for
+every response to finish before it tells the application (lifespan shutdown). So the gateway
+chains ``end_streams`` in front of the server's SIGTERM / SIGINT handlers: open streams end
+the moment a shutdown begins, and the clients reconnect elsewhere.
 """
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 import orjson
@@ -22,6 +31,7 @@ from .settings import Settings, load_settings
 from .upstream import Upstream, UpstreamError
 
 _NOT_FOUND = envelope(404, NOT_FOUND)
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StartupError(Exception):
@@ -40,6 +50,8 @@ class Gateway:
         self.proxy: Proxy | None = None
         self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._chained: dict[int, tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -87,9 +99,42 @@ class Gateway:
         self.ops = create_ops_app(self)
         await self._startup_checks(settings)
         self.proxy = Proxy(settings, self.upstream, self.metrics, self.access_log)
+        self._loop = asyncio.get_running_loop()
+        self._chain_signals()
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
 
+    def end_streams(self) -> None:
+        """End every open realtime stream and refuse new ones. Safe from a signal handler or
+        another thread (the work is scheduled on the gateway's loop)."""
+        loop, upstream = self._loop, self.upstream
+        if loop is not None and upstream is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(upstream.close_streams)
+
+    def _chain_signals(self) -> None:
+        """Run ``end_streams`` first whenever the server's own SIGTERM / SIGINT handler runs."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread only; an embedding host ends streams itself
+        for sig in _STOP_SIGNALS:
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue  # no handler of a server's to chain (default or ignored)
+
+            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                self.end_streams()
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+            self._chained[sig] = (handler, previous)
+
+    def _unchain_signals(self) -> None:
+        for sig, (handler, previous) in self._chained.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, previous)
+        self._chained.clear()
+
     async def shutdown(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._unchain_signals()
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, latency, upstream calls. Served at ``/metrics``.
+"""Prometheus metrics: requests, latency, upstream calls, open realtime streams. Served at
+``/metrics``.
 
 Label children are looked up once and kept, so the request path pays a dict lookup and an
 increment. With ``--workers N`` each worker counts its own requests unless
@@ -13,6 +14,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -46,6 +48,12 @@ class Metrics:
             "Requests sent to PocketBase, by outcome (HTTP status, error or timeout).",
             ("route", "outcome"),
             registry=self.registry,
+        )
+        self.sse_clients = Gauge(
+            "hapta_sse_clients",
+            "Realtime (SSE) clients connected now, each on an upstream connection of its own.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self._children: dict[tuple[Any, ...], Any] = {}
 

@@ -4,7 +4,8 @@
 
 The bracketed steps are where the rate limiter and the cache go (``before_upstream``); today
 they let everything through. The caller's ``Authorization`` goes to PocketBase unchanged and
-PocketBase's rules decide; no credential of the gateway's own is ever added here.
+PocketBase's rules decide; no credential of the gateway's own is ever added here. Realtime
+streams (``GET /api/realtime``) take the same path to a connection of their own (``realtime``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from .errors import (
     envelope,
     invalid,
 )
-from .files import MultipartReader, boundary_of, upload_limit
+from .files import MultipartReader, boundary_of, multipart_fields, upload_limit
 from .metrics import Metrics
-from .routing import Route, match
+from .realtime import check_subscribe, relay
+from .routing import BATCH, REALTIME_CONNECT, REALTIME_SUBSCRIBE, Route, match
 from .settings import Settings
 from .upstream import Body, FileBody, Upstream, UpstreamError, UpstreamTimeout
 from .validation import (
@@ -96,7 +98,10 @@ class Proxy:
             body = await self._body(route, scope, receive)
             up_started = time.perf_counter()
             try:
-                status, size = await self._forward(route, scope, send, body, client)
+                if route is REALTIME_CONNECT and method == "GET":
+                    status, size = await self._stream(route, scope, receive, send, client)
+                else:
+                    status, size = await self._forward(route, scope, send, body, client)
             finally:
                 upstream_ms = round((time.perf_counter() - up_started) * 1000, 2)
                 if isinstance(body, FileBody):
@@ -142,8 +147,10 @@ class Proxy:
                 check_json_body(route.name, spec, raw)
                 if route.name == "records.create":
                     required_files(route.name, spec, _json_keys(raw))
-        elif route.name == "batch":
+        elif route is BATCH:
             _check_batch(raw, content_type)
+        elif route is REALTIME_SUBSCRIBE:
+            check_subscribe(raw, content_type)
         return raw
 
     async def _multipart(self, route: Route, receive: Receive, boundary: bytes) -> Body:
@@ -178,21 +185,12 @@ class Proxy:
     async def _forward(
         self, route: Route, scope: Scope, send: Send, body: bytes | Body, client: str
     ) -> tuple[int, int]:
-        headers = [(k, v) for k, v in scope["headers"] if k not in _DROP_REQUEST]
-        ip = client.encode()
-        headers.append((b"x-forwarded-for", ip))
-        headers.append((b"x-real-ip", ip))
-        target = scope.get("raw_path") or scope["path"].encode()
-        if scope["query_string"]:
-            target += b"?" + scope["query_string"]
         try:
-            response = await self.upstream.request(scope["method"], target, headers, body)
-        except UpstreamTimeout:
-            self.metrics.upstream_call(route.name, "timeout")
-            raise ApiError(504, UPSTREAM_TIMEOUT) from None
-        except UpstreamError:
-            self.metrics.upstream_call(route.name, "error")
-            raise ApiError(502, UPSTREAM_DOWN) from None
+            response = await self.upstream.request(
+                scope["method"], _target(scope), _upstream_headers(scope, client), body
+            )
+        except UpstreamError as exc:
+            raise self._upstream_failed(route, exc) from None
         self.metrics.upstream_call(route.name, response.status)
         out_headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
         scope[_STARTED] = True
@@ -222,6 +220,47 @@ class Proxy:
             return response.status, size
         finally:
             response.close()
+
+    async def _stream(
+        self, route: Route, scope: Scope, receive: Receive, send: Send, client: str
+    ) -> tuple[int, int]:
+        """A realtime stream on an upstream connection of its own (see ``realtime``)."""
+        try:
+            response = await self.upstream.stream("GET", _target(scope), _upstream_headers(scope, client))
+        except UpstreamError as exc:
+            raise self._upstream_failed(route, exc) from None
+        self.metrics.upstream_call(route.name, response.status)
+        self.metrics.sse_clients.inc()
+        try:
+            out_headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+            scope[_STARTED] = True
+            return response.status, await relay(response, out_headers, receive, send)
+        finally:
+            response.close()
+            self.metrics.sse_clients.dec()
+
+    def _upstream_failed(self, route: Route, exc: UpstreamError) -> ApiError:
+        if isinstance(exc, UpstreamTimeout):
+            self.metrics.upstream_call(route.name, "timeout")
+            return ApiError(504, UPSTREAM_TIMEOUT)
+        self.metrics.upstream_call(route.name, "error")
+        return ApiError(502, UPSTREAM_DOWN)
+
+
+def _upstream_headers(scope: Scope, client: str) -> list[tuple[bytes, bytes]]:
+    """The client's headers minus hop-by-hop ones, with the client IP as the one forwarded."""
+    headers = [(k, v) for k, v in scope["headers"] if k not in _DROP_REQUEST]
+    ip = client.encode()
+    headers.append((b"x-forwarded-for", ip))
+    headers.append((b"x-real-ip", ip))
+    return headers
+
+
+def _target(scope: Scope) -> bytes:
+    target: bytes = scope.get("raw_path") or scope["path"].encode()
+    if scope["query_string"]:
+        target += b"?" + scope["query_string"]
+    return target
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -281,13 +320,7 @@ def _check_batch(raw: bytes, content_type: bytes) -> None:
 def _multipart_json_payload(raw: bytes, content_type: bytes) -> Any:
     boundary = boundary_of(content_type)
     assert boundary is not None
-    reader = MultipartReader(boundary, None, "batch", limit=len(raw) + 1, text_limit=len(raw) + 1)
-    try:
-        reader.feed(raw)
-        parsed = reader.finish()
-    finally:
-        reader.body.close()
-    for name, value in parsed.fields:
+    for name, value in multipart_fields(raw, boundary):
         if name == "@jsonPayload":
             try:
                 return orjson.loads(value)

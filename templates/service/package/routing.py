@@ -46,6 +46,8 @@ class Route:
 HEALTH = Route("health")
 BATCH = Route("batch")
 FILE_TOKEN = Route("files.token")
+REALTIME_CONNECT = Route("realtime.connect")
+REALTIME_SUBSCRIBE = Route("realtime.subscribe")
 
 
 def match(method: str, path: str) -> Route:
@@ -85,6 +87,8 @@ def match(method: str, path: str) -> Route:
         return _allow(method, ("GET",), HEALTH)
     if n == 1 and head == "batch":
         return _allow(method, ("POST",), BATCH)
+    if n == 1 and head == "realtime":
+        return _allow(method, ("GET", "POST"), REALTIME_SUBSCRIBE if method == "POST" else REALTIME_CONNECT)
     raise ApiError(404, NOT_FOUND)
 
 
