@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from generator.pbserver import PocketBaseServer
 
 
@@ -32,18 +30,3 @@ CRUD_STEPS = (
     "logout",
 )
 REALTIME_STEPS = ("signup", "login", "realtime", "logout")
-
-#: The gateway does not serve ``/api/realtime`` yet (generated/README.md: "answer 404 and never
-#: reach PocketBase"); DESIGN.md section 6 requires it. Strict: the day realtime works through
-#: the gateway this xfail turns into a failure, and the marker must go.
-GATEWAY_REALTIME_MISSING = pytest.mark.xfail(
-    strict=True, reason="the gateway has no /api/realtime yet (DESIGN.md section 6)"
-)
-
-
-def mark_gateway_realtime(request: pytest.FixtureRequest, target: Target) -> None:
-    """Expect the realtime flow to fail through the gateway (see GATEWAY_REALTIME_MISSING)."""
-    if target.name == "gateway":
-        request.applymarker(GATEWAY_REALTIME_MISSING)
-
-

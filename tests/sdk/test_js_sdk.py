@@ -14,8 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-from sdk_support import CRUD_STEPS, REALTIME_STEPS, Target, mark_gateway_realtime
+from sdk_support import CRUD_STEPS, REALTIME_STEPS, Target
 
 from generator.pbserver import free_port
 
@@ -55,10 +54,7 @@ def test_js_sdk_crud_session(target: Target, node: str, js_sdk_dir: Path) -> Non
     assert target.pb.http.get(f"/api/collections/users/records/{user}").status_code == 200
 
 
-def test_js_sdk_realtime(
-    request: pytest.FixtureRequest, target: Target, node: str, js_sdk_dir: Path
-) -> None:
-    mark_gateway_realtime(request, target)
+def test_js_sdk_realtime(target: Target, node: str, js_sdk_dir: Path) -> None:
     steps = passed_session(node, js_sdk_dir, target, "realtime")
     assert [s["name"] for s in steps["_summary"]["steps"]] == list(REALTIME_STEPS)
     live = steps["realtime"]["post"]

@@ -19,7 +19,7 @@ from pocketbase import PocketBase
 from pocketbase.client import FileUpload
 from pocketbase.errors import ClientResponseError
 from pocketbase.models.record import Record
-from sdk_support import Target, mark_gateway_realtime
+from sdk_support import Target
 
 from generator.seed import png_bytes
 
@@ -186,10 +186,7 @@ def test_python_sdk_crud_session(target: Target, pb_client: PocketBase) -> None:
     log_out(pb, target, user)
 
 
-def test_python_sdk_realtime(
-    request: pytest.FixtureRequest, target: Target, pb_client: PocketBase
-) -> None:
-    mark_gateway_realtime(request, target)
+def test_python_sdk_realtime(target: Target, pb_client: PocketBase) -> None:
     pb = pb_client
     user, _, suffix = sign_up_and_log_in(pb, target)
     posts = pb.collection("posts")
