@@ -202,7 +202,9 @@ def auth_paths(c: CollectionIR) -> dict[str, Any]:
             "Needs the current token; answers a new one (impersonation tokens come back unchanged).",
             None,
             {"200": signed_in},
-            error_responses("401", "403", "404", *UPSTREAM),
+            error_responses(
+                "401", "403", "404", *UPSTREAM, e400="A malformed `fields` or an unknown `expand`."
+            ),
             security=REQUIRED_AUTH,
             parameters=read,
         ),

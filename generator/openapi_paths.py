@@ -163,12 +163,22 @@ def operation(
         op["security"] = security
     if parameters:
         op["parameters"] = parameters
+        if "400" not in responses and any(_shapes_answer(p) for p in parameters):
+            # PocketBase refuses a malformed `fields`, the gateway an unknown `expand`
+            responses = {**responses, "400": _error("400", "A malformed `fields` or an unknown `expand`.")}
     if body is not None:
         op["requestBody"] = body
     op["responses"] = dict(sorted(responses.items()))
     if rule is not None:
         op["x-pb-rule"] = {"name": rule[0], "value": rule[1]}
     return op
+
+
+def _shapes_answer(parameter: dict[str, Any]) -> bool:
+    """Is this the ``fields`` or ``expand`` query parameter?"""
+    return parameter.get("$ref") == PARAMETERS + "fields" or (
+        parameter.get("in") == "query" and parameter.get("name") == "expand"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

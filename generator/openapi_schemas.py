@@ -178,9 +178,14 @@ def page_schema(c: CollectionIR) -> JsonSchema:
 
 
 def auth_response_schema(c: CollectionIR) -> JsonSchema:
+    # No key is required: `?fields=` picks from the whole answer (`fields=record.id` leaves the
+    # token out, `fields=abc` answers `{}`), not from the record alone.
     return {
         "type": "object",
-        "description": f"A PocketBase auth token and the authenticated `{c.name}` record.",
+        "description": (
+            f"A PocketBase auth token and the authenticated `{c.name}` record "
+            "(`?fields=` may pick fewer keys, `token` included)."
+        ),
         "properties": {
             "token": {"type": "string", "description": "Send as `Authorization: <token>`."},
             "record": ref(c.record_class),
@@ -189,7 +194,6 @@ def auth_response_schema(c: CollectionIR) -> JsonSchema:
                 "description": "OAuth2 only: the provider's user data and `isNew`.",
             },
         },
-        "required": ["token", "record"],
     }
 
 

@@ -274,6 +274,33 @@ def test_every_error_response_carries_the_error_envelope(postly: Doc) -> None:
     validator(postly, "Error").validate(envelope)
 
 
+def test_answers_shaped_by_fields_can_be_400_and_require_no_key(postly: Doc) -> None:
+    """Every operation taking `fields` / `expand` documents a 400 (PocketBase refuses a malformed
+    `fields`, the gateway an unknown `expand`), and `fields` picks from its whole 200 answer, so
+    no object in it requires a key, except the list envelope (PocketBase picks inside `items`)."""
+    shaped = 0
+    for _, _, op in operations(postly):
+        names = {resolve(postly, p)["name"] for p in op.get("parameters", [])}
+        if not names & {"fields", "expand"}:
+            continue
+        shaped += 1
+        assert "400" in op["responses"], op["operationId"]
+        ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+        todo, seen = list(refs_in(ok)), set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            schema = postly["components"]["schemas"][name]
+            if not name.endswith("Page"):
+                assert "required" not in schema, (op["operationId"], name)
+            todo.extend(refs_in(schema))
+    assert shaped >= 4 * 7 + 4  # records of every collection, four auth endpoints of users
+    auth = validator(postly, "UsersAuthResponse")
+    assert auth.is_valid({}) and auth.is_valid({"record": {"id": "usr000000000002"}})
+
+
 def test_delete_is_204_and_uploads_are_multipart(postly: Doc) -> None:
     item = postly["paths"]["/api/collections/posts/records/{id}"]
     assert "204" in item["delete"]["responses"]

@@ -7,9 +7,8 @@ The CLI runs in a subprocess with a fixed seed and a bounded number of examples 
 from the seed data half of the time (a schemathesis dictionary), so views, updates and deletes
 reach PocketBase's logic instead of always answering 404.
 
-Operations where the spec or the gateway is known to disagree with PocketBase are listed in
-``KNOWN_DISAGREEMENTS`` with the reason: they run in a test of their own that is expected to
-fail (strict xfail), so the main runs stay meaningful and a fix shows up as an XPASS.
+Every operation but the realtime stream is fuzzed. ``KNOWN_DISAGREEMENTS`` is empty: a
+disagreement with PocketBase is fixed in the spec or the gateway, not listed there.
 """
 
 from __future__ import annotations
@@ -44,15 +43,7 @@ CALLER_ID = "usr000000000002"
 #: Not fuzzed at all: an SSE stream never ends (the SDK tests cover realtime).
 NOT_FUZZED = ("/api/realtime",)
 #: path -> why the spec or the gateway disagrees with PocketBase there (found by these runs).
-KNOWN_DISAGREEMENTS = {
-    "/api/collections/users/auth-refresh": (
-        "spec: auth-refresh documents no 400, but PocketBase answers 400 to a malformed `fields` "
-        "(`fields=x(y`); spec: UsersAuthResponse requires token and record, but `fields` picks "
-        "keys of the whole auth response (PocketBase answers `{}` to `fields=abc`); gateway: "
-        "rejects an unknown `expand` relation with 400 validation_invalid_expand (before the "
-        "401 for a missing token) where PocketBase ignores it and answers 200"
-    ),
-}
+KNOWN_DISAGREEMENTS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -200,15 +191,6 @@ def test_schemathesis(st_stack: Stack, target: str, caller: str, tmp_path: Path)
         f"schemathesis against {target} as {caller}: {run.failures} operations failed\n"
         f"{run.failure_text()}"
     )
-
-
-@pytest.mark.parametrize("target", ["pocketbase", "gateway"])
-@pytest.mark.xfail(strict=True, reason="see KNOWN_DISAGREEMENTS (reported; fix spec/gateway)")
-def test_schemathesis_known_disagreements(st_stack: Stack, target: str, tmp_path: Path) -> None:
-    """The listed operations, as the seeded user: fails today; XPASS means they are fixed."""
-    run = schemathesis(st_stack, target, "user", tmp_path, paths=tuple(KNOWN_DISAGREEMENTS))
-    assert run.cases == len(KNOWN_DISAGREEMENTS)
-    assert run.code == 0 and run.failures == 0, run.failure_text()
 
 
 def test_gateway_serves_the_generated_spec(st_stack: Stack) -> None:
