@@ -141,7 +141,7 @@ def schemathesis(
     cmd = [
         str(exe), "--no-color", "--config-file", str(config), "run", *location,
         "--checks", CHECKS, "--max-examples", str(EXAMPLES), "--seed", str(SEED),
-        "--phases", "examples,fuzzing", "--workers", "2", "--request-timeout", "10",
+        "--phases", "examples,fuzzing", "--workers", "1", "--request-timeout", "10",
         "--continue-on-failure", "--no-shrink", "--warnings", "off",
         "--generation-database", "none", "--output-truncate", "false",
         "--report", "junit", "--report-junit-path", str(junit),
