@@ -36,7 +36,7 @@ CHECKS = (
     "not_a_server_error,response_schema_conformance,status_code_conformance,"
     "content_type_conformance"
 )
-EXAMPLES = int(os.environ.get("HAPTA_ST_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("HAPTA_ST_EXAMPLES", "8"))
 SEED = int(os.environ.get("HAPTA_ST_SEED", "20261121"))
 CALLER = ("bob@postly.test", "bob-pass-12345")  # seeded user: author of two posts
 CALLER_ID = "usr000000000002"
