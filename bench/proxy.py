@@ -62,7 +62,8 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running_targets(
-    names: tuple[str, ...], posts: int, gateway_env: dict[str, str], nginx_keepalive: int
+    names: tuple[str, ...], posts: int, gateway_env: dict[str, str], nginx_keepalive: int,
+    gateway_workers: int = 1,
 ) -> Iterator[tuple[dict[str, str], str]]:
     """Start PocketBase (seeded) and the requested proxies; yield base URLs and a record id."""
     with contextlib.ExitStack() as stack:
@@ -73,7 +74,10 @@ def running_targets(
         if "nginx" in names:
             urls["nginx"] = stack.enter_context(NginxProxy(pb.url, keepalive=nginx_keepalive)).url
         if "gateway" in names:
-            urls["gateway"] = stack.enter_context(GatewayProcess(pb.url, env=gateway_env)).url
+            gateway = GatewayProcess(
+                pb.url, env=gateway_env, extra_args=("--workers", str(gateway_workers))
+            )
+            urls["gateway"] = stack.enter_context(gateway).url
         yield {n: urls[n] for n in names}, post_id(1)
 
 
@@ -127,7 +131,9 @@ def markdown(medians: dict[str, dict[str, dict[str, Any]]], meta: dict[str, Any]
     lines = [
         f"Load: {meta['tool']} {meta['threads']} threads, {meta['connections']} connections, "
         f"{meta['duration']} s per measurement, {meta['rounds']} interleaved rounds, medians; "
-        f"{meta['posts']} posts; {meta['cpus']} CPUs shared by load generator and servers.",
+        f"{meta['posts']} posts; {meta['cpus']} CPUs shared by load generator and servers; "
+        f"gateway workers: {meta['gateway_workers']}, nginx upstream keepalive: "
+        f"{meta['nginx_keepalive'] or 'off'}.",
         "",
         "| setup | record req/s | record p50 / p99 ms | list req/s | list p50 / p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
@@ -179,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--nginx-keepalive", type=int, default=0,
                         help="upstream keepalive pool for nginx (0 = plain proxy_pass)")
+    parser.add_argument("--gateway-workers", type=int, default=1,
+                        help="gateway worker processes (python -m gateway --workers N)")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the gateway (repeatable)")
     args = parser.parse_args(argv)
@@ -197,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[LoadResult]]] = {n: {e: [] for e in ENDPOINTS} for n in names}
     #: per gateway measurement: upstream requests (from its /metrics) / requests served
     upstream_share: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
-    with running_targets(names, args.posts, gateway_env, args.nginx_keepalive) as (urls, record):
+    with running_targets(
+        names, args.posts, gateway_env, args.nginx_keepalive, args.gateway_workers
+    ) as (urls, record):
         paths = {e: p.format(id=record) for e, p in ENDPOINTS.items()}
         problems = check_targets(urls, paths)
         for problem in problems:
@@ -230,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         "tool": tool, "threads": args.threads, "connections": args.connections,
         "duration": args.duration, "rounds": args.rounds, "posts": args.posts,
         "cpus": os.cpu_count(), "paths": paths, "gateway_env": gateway_env,
-        "nginx_keepalive": args.nginx_keepalive, "problems": problems,
+        "nginx_keepalive": args.nginx_keepalive, "gateway_workers": args.gateway_workers,
+        "problems": problems,
         "gateway_upstream_share": upstream_share,
     }
     table = markdown(medians, meta)
