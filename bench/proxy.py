@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         for round_no in range(1, args.rounds + 1):
             for name, base in urls.items():
                 for endpoint, path in paths.items():
-                    before = upstream_requests(base) if name == "gateway" else None
+                    # one worker's /metrics only counts that worker's requests
+                    check_upstream = name == "gateway" and args.gateway_workers == 1
+                    before = upstream_requests(base) if check_upstream else None
                     result = run_load(base + path, duration=args.duration,
                                       connections=args.connections, threads=args.threads, tool=tool)
                     results[name][endpoint].append(result)
