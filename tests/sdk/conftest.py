@@ -2,8 +2,7 @@
 
 * ``sdk_pb``: a PocketBase of its own (the SDK sessions create users and posts) with the postly
   schema and ``examples/postly/seed.json``; started once per session, stopped at the end.
-* ``sdk_gateway``: the generated gateway (``python -m gateway``) in front of ``sdk_pb``; skipped
-  while ``generated/gateway/__main__.py`` does not exist.
+* ``sdk_gateway``: the generated gateway (``python -m gateway``) in front of ``sdk_pb``.
 * ``target``: parametrised over ``pocketbase`` (the control: every client flow must pass
   against PocketBase itself) and ``gateway``; the base URL of the one under test.
 * ``node`` / ``js_sdk_dir``: the Node executable and ``tests/sdk/js`` with its ``node_modules``
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 from sdk_support import Target
 
-from bench.servers import GatewayProcess, gateway_available
+from bench.servers import GatewayProcess
 from generator.pbserver import PocketBaseServer
 from generator.seed import postly_schema, seed_postly
 
@@ -40,9 +39,7 @@ def sdk_pb() -> Iterator[tuple[PocketBaseServer, dict[str, list[dict[str, Any]]]
 
 @pytest.fixture(scope="session")
 def sdk_gateway(sdk_pb: tuple[PocketBaseServer, Any]) -> Iterator[GatewayProcess]:
-    """The generated gateway in front of ``sdk_pb`` (skip until the runtime exists)."""
-    if not gateway_available():
-        pytest.skip("the gateway runtime (generated/gateway/__main__.py) does not exist yet")
+    """The generated gateway in front of ``sdk_pb``."""
     server, _ = sdk_pb
     env = {"PB_SUPERUSER_EMAIL": server.email, "PB_SUPERUSER_PASSWORD": server.password}
     with GatewayProcess(server.url, env=env) as gateway:

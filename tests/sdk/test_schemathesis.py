@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.servers import GatewayProcess, gateway_available
+from bench.servers import GatewayProcess
 from generator.pbserver import PocketBaseServer
 from generator.seed import postly_schema, postly_seed, seed_postly
 
@@ -49,7 +49,7 @@ KNOWN_DISAGREEMENTS: dict[str, str] = {}
 @dataclass(frozen=True)
 class Stack:
     pb: PocketBaseServer
-    gateway: GatewayProcess | None
+    gateway: GatewayProcess
     token: str
     seeded: dict[str, list[dict[str, Any]]]
 
@@ -69,12 +69,9 @@ def st_stack() -> Iterator[Stack]:
         )
         assert resp.status_code == 200, resp.text
         token = resp.json()["token"]
-        if gateway_available():
-            env = {"PB_SUPERUSER_EMAIL": server.email, "PB_SUPERUSER_PASSWORD": server.password}
-            with GatewayProcess(server.url, env=env) as gateway:
-                yield Stack(server, gateway, token, seeded)
-        else:
-            yield Stack(server, None, token, seeded)
+        env = {"PB_SUPERUSER_EMAIL": server.email, "PB_SUPERUSER_PASSWORD": server.password}
+        with GatewayProcess(server.url, env=env) as gateway:
+            yield Stack(server, gateway, token, seeded)
 
 
 def config_toml(seeded: dict[str, list[dict[str, Any]]]) -> str:
@@ -129,8 +126,6 @@ def schemathesis(
 ) -> Run:
     """One ``schemathesis run``; ``paths`` limits it to those paths, ``exclude`` leaves some out."""
     if target == "gateway":
-        if stack.gateway is None:
-            pytest.skip("the gateway runtime (generated/gateway/__main__.py) does not exist yet")
         location = [f"{stack.gateway.url}/openapi.json"]
     else:
         location = [str(SPEC_FILE), "--url", stack.pb.url]
@@ -196,8 +191,6 @@ def test_schemathesis(st_stack: Stack, target: str, caller: str, tmp_path: Path)
 
 
 def test_gateway_serves_the_generated_spec(st_stack: Stack) -> None:
-    if st_stack.gateway is None:
-        pytest.skip("the gateway runtime (generated/gateway/__main__.py) does not exist yet")
     resp = httpx.get(f"{st_stack.gateway.url}/openapi.json", timeout=10)
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("application/json")
