@@ -16,7 +16,7 @@ from .formatting import format_files
 from .ir import SchemaIR
 from .loader import normalize, parse
 from .pbschema import PBSchema
-from .render import render
+from .render import render, static_paths
 
 Progress = Callable[[str], None]
 
@@ -43,7 +43,7 @@ def generate(schema: PBSchema | object, config: Config | None = None, *, progres
         say(f"analysed {len(ir.collections)} exposed collections")
         files = render(ir)
         say(f"rendered {len(files)} files")
-        files = format_files(files)
+        files = format_files(files, preformatted=static_paths(ir))
         say("formatted")
     except HaptaError as exc:
         return GenerationResult(errors=(exc.message,))

@@ -91,6 +91,15 @@ def render(ir: SchemaIR) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
+def static_paths(ir: SchemaIR) -> frozenset[str]:
+    """Output paths of the static runtime files: kept black-formatted in templates/ already."""
+    root = templates_dir() / "service"
+    return frozenset(
+        rel.replace("package/", f"{ir.package}/", 1) if rel.startswith("package/") else rel
+        for rel in _static_files(root)
+    )
+
+
 def _instances(target: Target, ir: SchemaIR) -> Iterator[tuple[str, dict[str, object]]]:
     if not target.per_collection:
         yield target.path.format(package=ir.package), {"ir": ir, "header": HEADER}

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from generator import generate, load_config
 from generator.loader import load_file
 from generator.writer import compare, is_generated
@@ -39,6 +41,8 @@ def test_every_generated_file_carries_the_header() -> None:
 _DIGEST = """
 import hashlib, sys
 from pathlib import Path
+
+import pytest
 from generator import generate, load_config
 from generator.loader import load_file
 root = Path(sys.argv[1])
@@ -63,3 +67,15 @@ def test_build_is_deterministic_across_hash_seeds() -> None:
     for path, text in sorted(build_postly().items()):
         local.update(path.encode() + b"\0" + text.encode() + b"\0")
     assert digests == {local.hexdigest()}
+
+
+def test_parallel_formatting_gives_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.synth import synthetic_schema
+    from generator import formatting
+
+    schema = synthetic_schema(60)
+    parallel = generate(schema)
+    assert parallel.ok and len(parallel.files) > formatting.PARALLEL_FROM
+    monkeypatch.setattr(formatting, "PARALLEL_FROM", 10**9)
+    sequential = generate(schema)
+    assert parallel.files == sequential.files

@@ -33,3 +33,17 @@ def test_ruff_generated_package() -> None:
 def test_mypy_generated_package() -> None:
     proc = _run("mypy", "--strict", "gateway", cwd=ROOT / "generated")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_static_runtime_templates_are_black_formatted() -> None:
+    """Static files skip black at build time, so they must already be in black's style."""
+    import black
+
+    from generator.formatting import MODE
+    from generator.render import templates_dir
+
+    static = sorted((templates_dir() / "service").rglob("*.py"))
+    assert static
+    for path in static:
+        text = path.read_text("utf-8")
+        assert black.format_str(text, mode=MODE) == text, f"run black -l 100 on {path}"

@@ -18,12 +18,20 @@ _PACKAGE = __package__ or "gateway"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {_PACKAGE}", description="Serve the PocketBase gateway.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {_PACKAGE}", description="Serve the PocketBase gateway."
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--graceful-timeout", type=float, default=10.0,
-                        help="seconds in-flight requests get to finish on shutdown (default 10)")
+    parser.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=10.0,
+        help="seconds in-flight requests get to finish on shutdown (default 10)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings()

@@ -76,7 +76,10 @@ class Gateway:
                 try:
                     await self.startup()
                 except Exception as exc:  # one line for the operator; uvicorn exits
-                    logs.log.error("startup failed", extra={"fields": {"msg": "startup failed", "error": str(exc)}})
+                    logs.log.error(
+                        "startup failed",
+                        extra={"fields": {"msg": "startup failed", "error": str(exc)}},
+                    )
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -95,7 +98,9 @@ class Gateway:
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.upstream_timeout,
         )
-        self._health = Upstream(settings.pocketbase_url, max_connections=4, connect_timeout=2.0, read_timeout=2.0)
+        self._health = Upstream(
+            settings.pocketbase_url, max_connections=4, connect_timeout=2.0, read_timeout=2.0
+        )
         self.ops = create_ops_app(self)
         await self._startup_checks(settings)
         self.proxy = Proxy(settings, self.upstream, self.metrics, self.access_log)
@@ -158,24 +163,33 @@ class Gateway:
         The superuser token lives only inside this function, on its own connection pool: it is
         never attached to a user's request.
         """
-        admin = Upstream(settings.pocketbase_url, max_connections=1, connect_timeout=2.0, read_timeout=3.0)
+        admin = Upstream(
+            settings.pocketbase_url, max_connections=1, connect_timeout=2.0, read_timeout=3.0
+        )
         try:
             try:
                 response = await admin.request("GET", b"/api/health", [])
                 await response.read()
             except UpstreamError as exc:
-                _warn(f"PocketBase at {settings.pocketbase_url} is not answering yet ({exc}); "
-                      "requests get 502 until it does")
+                _warn(
+                    f"PocketBase at {settings.pocketbase_url} is not answering yet ({exc}); "
+                    "requests get 502 until it does"
+                )
                 return
             if not settings.has_superuser:
                 return
             assert settings.superuser_email is not None and settings.superuser_password is not None
             body = orjson.dumps(
-                {"identity": settings.superuser_email, "password": settings.superuser_password.get_secret_value()}
+                {
+                    "identity": settings.superuser_email,
+                    "password": settings.superuser_password.get_secret_value(),
+                }
             )
             response = await admin.request(
-                "POST", b"/api/collections/_superusers/auth-with-password",
-                [(b"content-type", b"application/json")], body,
+                "POST",
+                b"/api/collections/_superusers/auth-with-password",
+                [(b"content-type", b"application/json")],
+                body,
             )
             answer = await response.read()
             if response.status != 200:
@@ -191,8 +205,10 @@ class Gateway:
             names = {c.get("name") for c in listed} | {c.get("id") for c in listed}
             missing = sorted(c.name for c in COLLECTIONS if c.name not in names)
             if missing:
-                _warn(f"PocketBase has no collection {', '.join(missing)}: regenerate the gateway "
-                      "(hapta-gen schema pull && hapta-gen build)")
+                _warn(
+                    f"PocketBase has no collection {', '.join(missing)}: regenerate the gateway "
+                    "(hapta-gen schema pull && hapta-gen build)"
+                )
         except UpstreamError as exc:
             _warn(f"startup checks against PocketBase failed: {exc}")
         finally:

@@ -19,7 +19,10 @@ from .spec import CollectionSpec, FieldSpec
 
 _SNIFF_BYTES = 512
 _SPOOL = 1024 * 1024
-_MESSAGES = {"records.create": "Failed to create record.", "records.update": "Failed to update record."}
+_MESSAGES = {
+    "records.create": "Failed to create record.",
+    "records.update": "Failed to update record.",
+}
 
 
 def sniff(head: bytes) -> str | None:
@@ -166,8 +169,12 @@ class MultipartReader:
             return
         count = self._counts[base] = self._counts.get(base, 0) + 1
         if count > spec_field.max_select:
-            self._fail(base, "validation_too_many_values", f"Select no more than {spec_field.max_select}.",
-                       {"maxSelect": spec_field.max_select})
+            self._fail(
+                base,
+                "validation_too_many_values",
+                f"Select no more than {spec_field.max_select}.",
+                {"maxSelect": spec_field.max_select},
+            )
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.error is not None:
@@ -187,9 +194,13 @@ class MultipartReader:
                 self._check_type(upload)
         spec_field = self._field
         if spec_field is not None and upload.size > spec_field.max_size:
-            self._fail(spec_field.name, "validation_file_size_limit",
-                       f"Failed to upload {upload.filename!r} - the maximum allowed file size is "
-                       f"{spec_field.max_size} bytes.", {"maxSize": spec_field.max_size})
+            self._fail(
+                spec_field.name,
+                "validation_file_size_limit",
+                f"Failed to upload {upload.filename!r} - the maximum allowed file size is "
+                f"{spec_field.max_size} bytes.",
+                {"maxSize": spec_field.max_size},
+            )
 
     def _part_end(self) -> None:
         if self.error is not None:
@@ -209,8 +220,12 @@ class MultipartReader:
             return
         if upload.mime not in spec_field.mime_types:
             allowed = ", ".join(spec_field.mime_types)
-            self._fail(spec_field.name, "validation_invalid_mime_type",
-                       f'"{upload.filename}" mime type must be one of: {allowed}.', {"mimeTypes": allowed})
+            self._fail(
+                spec_field.name,
+                "validation_invalid_mime_type",
+                f'"{upload.filename}" mime type must be one of: {allowed}.',
+                {"mimeTypes": allowed},
+            )
 
     def _fail(self, name: str, code: str, message: str, params: dict[str, Any]) -> None:
         if self.error is None:

@@ -53,8 +53,16 @@ class AccessLog:
         self._scheduled = False
 
     def write(
-        self, *, method: str, path: str, route: str, status: int, started: float, client: str,
-        upstream_ms: float | None, size: int,
+        self,
+        *,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        started: float,
+        client: str,
+        upstream_ms: float | None,
+        size: int,
     ) -> None:
         entry = {
             "ts": round(time.time(), 3),

@@ -53,7 +53,9 @@ def create_ops_app(gateway: Gateway) -> FastAPI:
             "gateway": {"status": "ok", "version": __version__},
             "upstream": upstream | {"ms": round((time.perf_counter() - started) * 1000, 2)},
         }
-        return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
+        return Response(
+            orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json"
+        )
 
     @api.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -52,13 +52,27 @@ Send = Callable[[Message], Awaitable[None]]
 #: Request headers never forwarded: hop-by-hop, recomputed, or decided by the gateway.
 _DROP_REQUEST = frozenset(
     {
-        b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te",
-        b"trailer", b"upgrade", b"content-length", b"expect", b"x-forwarded-for", b"x-real-ip",
-        b"forwarded", b"x-forwarded-host", b"x-forwarded-proto",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"content-length",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-real-ip",
+        b"forwarded",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
     }
 )
 #: Response headers never passed back (hop-by-hop; the server frames the body itself).
-_DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"trailer", b"upgrade"})
+_DROP_RESPONSE = frozenset(
+    {b"connection", b"keep-alive", b"transfer-encoding", b"trailer", b"upgrade"}
+)
 _BODY_ROUTES = frozenset({"records.create", "records.update"})
 _STARTED = "hapta.response_started"
 
@@ -71,7 +85,11 @@ class Proxy:
     """Answers ``/api/...``: checks what it can, forwards the rest to PocketBase."""
 
     def __init__(
-        self, settings: Settings, upstream: Upstream, metrics: Metrics, access_log: logs.AccessLog | None
+        self,
+        settings: Settings,
+        upstream: Upstream,
+        metrics: Metrics,
+        access_log: logs.AccessLog | None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
@@ -114,14 +132,22 @@ class Proxy:
         except Exception:
             if scope.get(_STARTED):  # the response is under way: all there is to do is cut it
                 raise
-            logs.log.exception("request failed", extra={"fields": {"msg": "request failed", "path": scope["path"]}})
+            logs.log.exception(
+                "request failed", extra={"fields": {"msg": "request failed", "path": scope["path"]}}
+            )
             size = await _send_error(send, ApiError(500, BAD_REQUEST))
         finally:
             self.metrics.observe(route_name, method, status, time.perf_counter() - started)
             if self.access_log is not None:
                 self.access_log.write(
-                    method=method, path=scope["path"], route=route_name, status=status,
-                    started=started, client=client, upstream_ms=upstream_ms, size=size,
+                    method=method,
+                    path=scope["path"],
+                    route=route_name,
+                    status=status,
+                    started=started,
+                    client=client,
+                    upstream_ms=upstream_ms,
+                    size=size,
                 )
 
     # ------------------------------------------------------------------ request body
@@ -157,7 +183,9 @@ class Proxy:
         spec = route.collection
         assert spec is not None
         reader = MultipartReader(
-            boundary, spec, route.name,
+            boundary,
+            spec,
+            route.name,
             limit=upload_limit(spec, self.settings.max_body_size),
             text_limit=self.settings.max_body_size,
         )
@@ -174,7 +202,9 @@ class Proxy:
             parsed = reader.finish()
             data = form_data(spec, parsed.fields)
             check_data(route.name, spec, data)
-            required_files(route.name, spec, {*data.keys(), *(u.key.strip("+") for u in parsed.uploads)})
+            required_files(
+                route.name, spec, {*data.keys(), *(u.key.strip("+") for u in parsed.uploads)}
+            )
         except BaseException:
             reader.body.close()
             raise
@@ -197,7 +227,13 @@ class Proxy:
         try:
             if response.complete:  # the usual JSON answer: one message, no streaming
                 data = await response.read()
-                await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": out_headers,
+                    }
+                )
                 await send({"type": "http.response.body", "body": data})
                 return response.status, len(data)
             size = 0
@@ -205,7 +241,13 @@ class Proxy:
             try:
                 async for chunk in response.iter_body():
                     if not started:
-                        await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": response.status,
+                                "headers": out_headers,
+                            }
+                        )
                         started = True
                     size += len(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -215,7 +257,13 @@ class Proxy:
                     raise ApiError(502, UPSTREAM_DOWN) from None
                 raise  # headers are out: the connection is cut, as the upstream's was
             if not started:
-                await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": out_headers,
+                    }
+                )
             await send({"type": "http.response.body", "body": b""})
             return response.status, size
         finally:
@@ -226,7 +274,9 @@ class Proxy:
     ) -> tuple[int, int]:
         """A realtime stream on an upstream connection of its own (see ``realtime``)."""
         try:
-            response = await self.upstream.stream("GET", _target(scope), _upstream_headers(scope, client))
+            response = await self.upstream.stream(
+                "GET", _target(scope), _upstream_headers(scope, client)
+            )
         except UpstreamError as exc:
             raise self._upstream_failed(route, exc) from None
         self.metrics.upstream_call(route.name, response.status)
@@ -313,7 +363,9 @@ def _check_batch(raw: bytes, content_type: bytes) -> None:
         except orjson.JSONDecodeError:
             raise ApiError(400, BAD_REQUEST) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("requests"), list):
-        raise invalid("Batch transaction failed.", "requests", "validation_required", "Cannot be blank.")
+        raise invalid(
+            "Batch transaction failed.", "requests", "validation_required", "Cannot be blank."
+        )
     check_batch_requests(payload["requests"])
 
 

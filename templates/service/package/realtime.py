@@ -47,16 +47,20 @@ def check_subscribe(raw: bytes, content_type: bytes) -> None:
         errors["clientId"] = field_error("validation_required", "Cannot be blank.")
     elif len(client_id) > MAX_CLIENT_ID:
         errors["clientId"] = field_error(
-            "validation_length_out_of_range", f"The length must be between 1 and {MAX_CLIENT_ID}.",
+            "validation_length_out_of_range",
+            f"The length must be between 1 and {MAX_CLIENT_ID}.",
             {"max": MAX_CLIENT_ID, "min": 1},
         )
     if len(topics) > MAX_TOPICS:
         errors["subscriptions"] = field_error(
-            "validation_length_too_long", f"The length must be no more than {MAX_TOPICS}.",
+            "validation_length_too_long",
+            f"The length must be no more than {MAX_TOPICS}.",
             {"max": MAX_TOPICS, "min": 0},
         )
     else:
-        refused = {str(i): problem for i, topic in enumerate(topics) if (problem := _topic_problem(topic))}
+        refused = {
+            str(i): problem for i, topic in enumerate(topics) if (problem := _topic_problem(topic))
+        }
         if refused:
             errors["subscriptions"] = refused
     if errors:
@@ -124,14 +128,17 @@ def _topic_problem(topic: str) -> dict[str, Any] | None:
         return None  # PocketBase skips empty topics
     if len(topic) > MAX_TOPIC:
         return field_error(
-            "validation_length_too_long", f"The length must be no more than {MAX_TOPIC}.",
+            "validation_length_too_long",
+            f"The length must be no more than {MAX_TOPIC}.",
             {"max": MAX_TOPIC, "min": 0},
         )
     path, _, query = topic.partition("?")
     name = path.split("/", 1)[0]
     spec = BY_NAME.get(name)
     if spec is None:
-        return field_error("validation_invalid_collection", f"Unknown collection {name!r}.", {"value": name})
+        return field_error(
+            "validation_invalid_collection", f"Unknown collection {name!r}.", {"value": name}
+        )
     options = _options(query)
     try:
         if isinstance(expand := options.get("expand"), str):

@@ -62,9 +62,15 @@ def match(method: str, path: str) -> Route:
         kind = parts[2]
         if kind == "records":
             if n == 3:
-                return _allow(method, ("GET", "POST"), Route("records.list" if method in _READ else "records.create", spec))
+                return _allow(
+                    method,
+                    ("GET", "POST"),
+                    Route("records.list" if method in _READ else "records.create", spec),
+                )
             if n == 4 and parts[3]:
-                name = {"PATCH": "records.update", "DELETE": "records.delete"}.get(method, "records.view")
+                name = {"PATCH": "records.update", "DELETE": "records.delete"}.get(
+                    method, "records.view"
+                )
                 return _allow(method, ("GET", "PATCH", "DELETE"), Route(name, spec, parts[3]))
             raise ApiError(404, NOT_FOUND)
         if spec.kind != "auth":
@@ -88,7 +94,9 @@ def match(method: str, path: str) -> Route:
     if n == 1 and head == "batch":
         return _allow(method, ("POST",), BATCH)
     if n == 1 and head == "realtime":
-        return _allow(method, ("GET", "POST"), REALTIME_SUBSCRIBE if method == "POST" else REALTIME_CONNECT)
+        return _allow(
+            method, ("GET", "POST"), REALTIME_SUBSCRIBE if method == "POST" else REALTIME_CONNECT
+        )
     raise ApiError(404, NOT_FOUND)
 
 

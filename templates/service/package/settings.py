@@ -117,9 +117,7 @@ class Settings(BaseSettings):
         return bool(self.superuser_email and self.superuser_password)
 
 
-_ENV_NAMES = {
-    name: (info.alias or name) for name, info in Settings.model_fields.items()
-}
+_ENV_NAMES = {name: (info.alias or name) for name, info in Settings.model_fields.items()}
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -131,9 +129,13 @@ def load_settings(**overrides: Any) -> Settings:
         loc = str(err["loc"][0]) if err["loc"] else "settings"
         name = _ENV_NAMES.get(loc, loc)
         if err["type"] == "missing":
-            raise SettingsError(f"{name} is not set (the upstream PocketBase, e.g. http://127.0.0.1:8090)") from None
+            raise SettingsError(
+                f"{name} is not set (the upstream PocketBase, e.g. http://127.0.0.1:8090)"
+            ) from None
         message = str(err["msg"]).removeprefix("Value error, ")
-        raise SettingsError(f"{name} {message}" if err["type"] == "value_error" else f"{name}: {message}") from None
+        raise SettingsError(
+            f"{name} {message}" if err["type"] == "value_error" else f"{name}: {message}"
+        ) from None
     if bool(settings.superuser_email) != bool(settings.superuser_password):
         raise SettingsError("PB_SUPERUSER_EMAIL and PB_SUPERUSER_PASSWORD must be set together")
     return settings

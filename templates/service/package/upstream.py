@@ -321,7 +321,9 @@ class Upstream:
         await self._slots.acquire()
         try:
             try:
-                return await self._attempt(method, target, headers, body, retry=method in _IDEMPOTENT)
+                return await self._attempt(
+                    method, target, headers, body, retry=method in _IDEMPOTENT
+                )
             except _Stale:
                 return await self._attempt(method, target, headers, body, retry=False, fresh=True)
         except BaseException:
@@ -350,7 +352,9 @@ class Upstream:
             raise
         return Response(self, conn)
 
-    async def stream(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> Response:
+    async def stream(
+        self, method: str, target: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> Response:
         """Send a bodiless request on a new connection outside the pool, for a response that may
         last as long as the client wants it (server-sent events).
 
@@ -386,7 +390,13 @@ class Upstream:
         conn.head_only = method == "HEAD"
         try:
             length = len(body) if isinstance(body, bytes) else body.length
-            head = [method.encode(), b" ", self.prefix + target, b" HTTP/1.1\r\nhost: ", self.host_header]
+            head = [
+                method.encode(),
+                b" ",
+                self.prefix + target,
+                b" HTTP/1.1\r\nhost: ",
+                self.host_header,
+            ]
             for name, value in headers:
                 head += (b"\r\n", name, b": ", value)
             if length or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
@@ -427,7 +437,9 @@ class Upstream:
                     ssl=True if self.tls else None,
                 )
         except TimeoutError:
-            raise UpstreamTimeout(f"no connection to PocketBase within {self.connect_timeout:g}s") from None
+            raise UpstreamTimeout(
+                f"no connection to PocketBase within {self.connect_timeout:g}s"
+            ) from None
         except OSError as exc:
             raise UpstreamError(f"cannot connect to PocketBase: {exc.strerror or exc}") from None
         return conn

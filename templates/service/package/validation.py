@@ -28,7 +28,10 @@ MAX_FILTER_LENGTH = 3500
 _SORT_SPECIAL = frozenset({"@random", "@rowid"})
 _MODIFIERS = frozenset({"lower", "length", "each"})
 _COLLECTION_REF = re.compile(r"@collection\.([A-Za-z0-9_]+)")
-_FAILED = {"records.create": "Failed to create record.", "records.update": "Failed to update record."}
+_FAILED = {
+    "records.create": "Failed to create record.",
+    "records.update": "Failed to update record.",
+}
 
 
 # ----------------------------------------------------------------------------- query
@@ -56,18 +59,36 @@ def _int_param(key: str, value: str, low: int, high: int | None) -> None:
     try:
         number = int(value)
     except ValueError:
-        raise invalid(BAD_REQUEST, key, "validation_not_an_integer", "Must be an integer.") from None
+        raise invalid(
+            BAD_REQUEST, key, "validation_not_an_integer", "Must be an integer."
+        ) from None
     if number < low:
-        raise invalid(BAD_REQUEST, key, "validation_min_number_constraint", f"Must be at least {low}.", min=low)
+        raise invalid(
+            BAD_REQUEST,
+            key,
+            "validation_min_number_constraint",
+            f"Must be at least {low}.",
+            min=low,
+        )
     if high is not None and number > high:
-        raise invalid(BAD_REQUEST, key, "validation_max_number_constraint", f"Must be at most {high}.", max=high)
+        raise invalid(
+            BAD_REQUEST,
+            key,
+            "validation_max_number_constraint",
+            f"Must be at most {high}.",
+            max=high,
+        )
 
 
 def check_sort(spec: CollectionSpec, value: str) -> None:
     terms = [t.strip() for t in value.split(",") if t.strip()]
     if len(terms) > MAX_SORT_TERMS:
-        raise invalid(BAD_REQUEST, "sort", "validation_too_many_sort_terms",
-                      f"At most {MAX_SORT_TERMS} sort expressions are allowed.")
+        raise invalid(
+            BAD_REQUEST,
+            "sort",
+            "validation_too_many_sort_terms",
+            f"At most {MAX_SORT_TERMS} sort expressions are allowed.",
+        )
     for term in terms:
         name = term[1:] if term[:1] in "+-" else term
         if name in _SORT_SPECIAL:
@@ -78,7 +99,7 @@ def check_sort(spec: CollectionSpec, value: str) -> None:
 
 
 def _field_path(spec: CollectionSpec, path: str) -> str:
-    """"" when ``path`` (``author.name``, ``meta.lang``, ``title:lower``) names real fields."""
+    """ "" when ``path`` (``author.name``, ``meta.lang``, ``title:lower``) names real fields."""
     path, _, modifier = path.partition(":")
     if modifier and modifier not in _MODIFIERS:
         return f"Unknown modifier {modifier!r}."
@@ -114,26 +135,45 @@ def check_expand(spec: CollectionSpec, value: str) -> None:
             continue
         segments = item.split(".")
         if len(segments) > MAX_EXPAND_DEPTH:
-            raise invalid(BAD_REQUEST, "expand", "validation_expand_too_deep",
-                          f"Expand at most {MAX_EXPAND_DEPTH} levels deep.", value=item)
+            raise invalid(
+                BAD_REQUEST,
+                "expand",
+                "validation_expand_too_deep",
+                f"Expand at most {MAX_EXPAND_DEPTH} levels deep.",
+                value=item,
+            )
         current = spec
         for segment in segments:
             found = current.expand_by_key.get(segment.strip())
             target = BY_NAME.get(found.target) if found is not None else None
             if target is None:
-                raise invalid(BAD_REQUEST, "expand", "validation_invalid_expand",
-                              f"{current.name!r} has no relation {segment!r} to expand.", value=item)
+                raise invalid(
+                    BAD_REQUEST,
+                    "expand",
+                    "validation_invalid_expand",
+                    f"{current.name!r} has no relation {segment!r} to expand.",
+                    value=item,
+                )
             current = target
 
 
 def check_filter(value: str) -> None:
     if len(value) > MAX_FILTER_LENGTH:
-        raise invalid(BAD_REQUEST, "filter", "validation_max_text_constraint",
-                      f"Must be less than {MAX_FILTER_LENGTH} character(s).")
+        raise invalid(
+            BAD_REQUEST,
+            "filter",
+            "validation_max_text_constraint",
+            f"Must be less than {MAX_FILTER_LENGTH} character(s).",
+        )
     for name in _COLLECTION_REF.findall(value):
         if name not in BY_NAME:
-            raise invalid(BAD_REQUEST, "filter", "validation_invalid_collection",
-                          f"Unknown collection {name!r}.", value=name)
+            raise invalid(
+                BAD_REQUEST,
+                "filter",
+                "validation_invalid_collection",
+                f"Unknown collection {name!r}.",
+                value=name,
+            )
 
 
 # ----------------------------------------------------------------------------- bodies
@@ -208,7 +248,9 @@ def form_data(spec: CollectionSpec, pairs: list[tuple[str, str]]) -> dict[str, A
             try:
                 payload = orjson.loads(value)
             except orjson.JSONDecodeError:
-                raise invalid(BAD_REQUEST, "@jsonPayload", "validation_invalid_json", "Must be valid JSON.") from None
+                raise invalid(
+                    BAD_REQUEST, "@jsonPayload", "validation_invalid_json", "Must be valid JSON."
+                ) from None
             if isinstance(payload, dict):
                 data.update(payload)
             continue
@@ -241,7 +283,9 @@ def _form_value(field: FieldSpec | None, key: str, values: list[str]) -> Any:
     if field.type in ("number", "bool") and values[-1] == "":
         return _SKIP
     # select/relation/file modifiers (`tags+`, `gallery-`) take lists even on single fields
-    multiple = field.multiple or (key != field.name and field.type in ("select", "relation", "file"))
+    multiple = field.multiple or (
+        key != field.name and field.type in ("select", "relation", "file")
+    )
     if multiple:
         return values
     return values[-1] if len(values) == 1 else values
@@ -256,8 +300,14 @@ def _is_json_error(exc: ValidationError) -> bool:
 #: pydantic error type → (PocketBase code, message template)
 _CODES: dict[str, tuple[str, str]] = {
     "missing": ("validation_required", "Cannot be blank."),
-    "string_too_short": ("validation_min_text_constraint", "Must be at least {min_length} character(s)."),
-    "string_too_long": ("validation_max_text_constraint", "Must be less than {max_length} character(s)."),
+    "string_too_short": (
+        "validation_min_text_constraint",
+        "Must be at least {min_length} character(s).",
+    ),
+    "string_too_long": (
+        "validation_max_text_constraint",
+        "Must be less than {max_length} character(s).",
+    ),
     "string_pattern_mismatch": ("validation_invalid_format", "Invalid value format."),
     "too_short": ("validation_not_enough_values", "Select at least {min_length}."),
     "too_long": ("validation_too_many_values", "Select no more than {max_length}."),
@@ -271,9 +321,19 @@ _CODES: dict[str, tuple[str, str]] = {
 }
 _TYPE_ERRORS = frozenset(
     {
-        "none_required", "string_type", "int_type", "float_type", "bool_type", "list_type",
-        "dict_type", "model_type", "model_attributes_type", "is_instance_of", "literal_error",
-        "json_type", "union_tag_invalid",
+        "none_required",
+        "string_type",
+        "int_type",
+        "float_type",
+        "bool_type",
+        "list_type",
+        "dict_type",
+        "model_type",
+        "model_attributes_type",
+        "is_instance_of",
+        "literal_error",
+        "json_type",
+        "union_tag_invalid",
     }
 )
 
@@ -307,7 +367,9 @@ def _entry(err: Any) -> dict[str, Any]:
     ctx = dict(err.get("ctx") or {})
     if kind == "value_error":
         message = str(ctx.get("error") or err["msg"])
-        code = "validation_required" if message == "Cannot be blank." else "validation_invalid_value"
+        code = (
+            "validation_required" if message == "Cannot be blank." else "validation_invalid_value"
+        )
         return field_error(code, message)
     if kind in _CODES:
         code, template = _CODES[kind]
@@ -328,8 +390,17 @@ def required_files(route_name: str, spec: CollectionSpec, present: Any) -> None:
         return
     keys = set(present)
     for name, file_field in spec.file_fields.items():
-        if file_field.required and name not in keys and f"{name}+" not in keys and f"+{name}" not in keys:
-            raise ApiError(400, _FAILED[route_name], {name: field_error("validation_required", "Cannot be blank.")})
+        if (
+            file_field.required
+            and name not in keys
+            and f"{name}+" not in keys
+            and f"+{name}" not in keys
+        ):
+            raise ApiError(
+                400,
+                _FAILED[route_name],
+                {name: field_error("validation_required", "Cannot be blank.")},
+            )
 
 
 def check_batch_requests(requests: list[Any]) -> None:
@@ -344,7 +415,10 @@ def check_batch_requests(requests: list[Any]) -> None:
                 raise ApiError(404, NOT_FOUND)
             upsert = method == "PUT"
             route = match("POST" if upsert else method, url.path)
-            if route.name not in ("records.create", "records.update", "records.delete") or route.collection is None:
+            if (
+                route.name not in ("records.create", "records.update", "records.delete")
+                or route.collection is None
+            ):
                 raise ApiError(400, "Invalid batch request.")
             if url.query:
                 check_query(route.name, route.collection, url.query.encode())
@@ -355,4 +429,6 @@ def check_batch_requests(requests: list[Any]) -> None:
             response = {"data": exc.data, "message": exc.message, "status": exc.status}
             failure = field_error("batch_request_failed", "Batch request failed.")
             failure["response"] = response
-            raise ApiError(400, "Batch transaction failed.", {"requests": {str(index): failure}}) from None
+            raise ApiError(
+                400, "Batch transaction failed.", {"requests": {str(index): failure}}
+            ) from None
