@@ -12,6 +12,7 @@ import builtins
 import keyword
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 _NOT_IDENT = re.compile(r"[^0-9A-Za-z_]+")
 _WORDS = re.compile(r"[0-9A-Za-z]+")
@@ -58,7 +59,7 @@ def identifier(name: str, *, taken: Iterable[str] = ()) -> str:
         base = "f_" + base
     if (base in RESERVED_ATTRS and base not in _ALLOWED_SHADOWS) or base.startswith("__"):
         base += "_"
-    return _unique(base, set(taken))
+    return _unique(base, _as_set(taken))
 
 
 def class_name(name: str, *, taken: Iterable[str] = ()) -> str:
@@ -73,7 +74,7 @@ def class_name(name: str, *, taken: Iterable[str] = ()) -> str:
         base = "C" + base
     if keyword.iskeyword(base) or base in RESERVED_ATTRS:
         base += "_"
-    return _unique(base, set(taken))
+    return _unique(base, _as_set(taken))
 
 
 def module_name(name: str, *, taken: Iterable[str] = ()) -> str:
@@ -88,7 +89,7 @@ def module_name(name: str, *, taken: Iterable[str] = ()) -> str:
         base = "c_" + base
     if keyword.iskeyword(base) or base in SOFT_KEYWORDS or base in _RESERVED_MODULES:
         base += "_"
-    return _unique(base, set(taken))
+    return _unique(base, _as_set(taken))
 
 
 _RESERVED_MODULES = frozenset({"base", "types", "typing", "enum", "json", "__init__", "datetime"})
@@ -104,7 +105,12 @@ def import_order(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(names), key=key))
 
 
-def _unique(base: str, taken: set[str]) -> str:
+def _as_set(taken: Iterable[str]) -> AbstractSet[str]:
+    """``taken`` as a set, without copying one the caller already keeps (callers add to it)."""
+    return taken if isinstance(taken, AbstractSet) else set(taken)
+
+
+def _unique(base: str, taken: AbstractSet[str]) -> str:
     if base not in taken:
         return base
     n = 2
