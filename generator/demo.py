@@ -34,6 +34,13 @@ _READY_TIMEOUT = 30.0
 def demo(
     port: Annotated[int, typer.Option("--port", "-p", help="Port of the gateway.")] = 8080,
     host: Annotated[str, typer.Option("--host", help="Interface of the gateway.")] = "127.0.0.1",
+    pb_port: Annotated[
+        int | None, typer.Option("--pb-port", help="Port of PocketBase (default: any free one).")
+    ] = None,
+    pocketbase_only: Annotated[
+        bool,
+        typer.Option("--pocketbase-only", help="Only the seeded PocketBase, no gateway (`task pb:up`)."),
+    ] = False,
 ) -> None:
     """Run the example: a bundled, seeded PocketBase with the gateway in front (Ctrl-C stops all).
 
@@ -42,18 +49,25 @@ def demo(
     from .pbserver import PocketBaseServer
     from .seed import postly_schema, seed_postly
 
-    _check_port_free(host, port)
+    if not pocketbase_only:
+        _check_port_free(host, port)
+    if pb_port is not None:
+        _check_port_free("127.0.0.1", pb_port)
     workdir = Path(tempfile.mkdtemp(prefix="hapta-demo-"))
     try:
         package_dir, package = _gateway_source(workdir)
         _say("starting PocketBase with the postly example...")
-        with PocketBaseServer() as pb:
+        with PocketBaseServer(port=pb_port) as pb:
             pb.import_collections(postly_schema())
             seed_postly(pb)
             pb.patch_settings({
                 "batch": {"enabled": True, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
                 "trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": False},
             })
+            if pocketbase_only:
+                _pocketbase_banner(pb)
+                _block()
+                return
             env = {
                 **os.environ,
                 "POCKETBASE_URL": pb.url,
@@ -76,7 +90,7 @@ def demo(
         pass
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    _say("stopped: gateway and PocketBase")
+    _say("stopped: PocketBase" if pocketbase_only else "stopped: gateway and PocketBase")
 
 
 def _gateway_source(workdir: Path, checkout: Path | None = None) -> tuple[Path, str]:
@@ -144,6 +158,31 @@ def _banner(base: str, pb: PocketBaseServer) -> None:
         "",
     ]
     typer.echo("\n".join(lines))
+
+
+def _pocketbase_banner(pb: PocketBaseServer) -> None:
+    from .seed import postly_seed
+
+    users = postly_seed()["users"]
+    typer.echo(
+        "\n".join([
+            "",
+            "PocketBase with the postly example is running (Ctrl-C stops it)",
+            f"  API         {pb.url}/api/",
+            f"  admin       {pb.url}/_/   ({pb.email} / {pb.password})",
+            "  users       " + ", ".join(f"{u['email']} / {u['password']}" for u in users[:2]),
+            f"  pull        PB_URL={pb.url} PB_SUPERUSER_EMAIL={pb.email} "
+            f"PB_SUPERUSER_PASSWORD='{pb.password}' hapta-gen schema pull",
+            "",
+        ])
+    )
+
+
+def _block() -> None:
+    """Wait for Ctrl-C (or SIGTERM) without burning CPU."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    while True:
+        signal.pause()
 
 
 def _wait(proc: subprocess.Popen[bytes]) -> None:

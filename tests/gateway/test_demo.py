@@ -55,3 +55,31 @@ def test_demo_builds_the_example_without_a_checkout(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", "import gateway.app"], cwd=package_dir,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_demo_pocketbase_only_serves_the_seeded_example(tmp_path: Path) -> None:
+    """`task pb:up`: just the seeded PocketBase on a chosen port, stopped by Ctrl-C."""
+    pb_port = free_port()
+    out = tmp_path / "pb.out"
+    with out.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "generator.cli", "demo", "--pocketbase-only", "--pb-port", str(pb_port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "is running" not in out.read_text(errors="replace"):
+            assert proc.poll() is None, out.read_text(errors="replace")
+            assert time.monotonic() < deadline, out.read_text(errors="replace")
+            time.sleep(0.1)  # poll interval against the deadline
+        resp = httpx.get(f"http://127.0.0.1:{pb_port}/api/collections/posts/records", params={"perPage": 1})
+        assert resp.status_code == 200 and resp.json()["totalItems"] == 4
+        assert "hapta-gen schema pull" in out.read_text(errors="replace")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped: PocketBase" in out.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
