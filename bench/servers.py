@@ -24,7 +24,7 @@ from typing import Self
 
 import httpx
 
-from generator.pbserver import free_port
+from generator.pbserver import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GENERATED_DIR = REPO_ROOT / "generated"
@@ -69,17 +69,6 @@ def log_tail(path: Path | None, lines: int = 15) -> str:
         return ""
     text = path.read_text(errors="replace").strip().splitlines()
     return "log tail:\n" + "\n".join(text[-lines:]) if text else "(empty log)"
-
-
-def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
 
 
 def gateway_available() -> bool:
@@ -149,7 +138,7 @@ class GatewayProcess:
         return self
 
     def stop(self) -> None:
-        _stop(self._proc)
+        stop_process(self._proc)
         self._proc = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
@@ -273,7 +262,7 @@ class NginxProxy:
         return self
 
     def stop(self) -> None:
-        _stop(self._proc)
+        stop_process(self._proc)
         self._proc = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)

@@ -46,7 +46,7 @@ def demo(
 
     Prints the gateway, /docs and PocketBase admin URLs and the example users' logins.
     """
-    from .pbserver import PocketBaseServer
+    from .pbserver import PocketBaseServer, stop_process
     from .seed import postly_schema, seed_postly
 
     if not pocketbase_only:
@@ -85,7 +85,7 @@ def demo(
                 _banner(base, pb)
                 _wait(gateway)
             finally:
-                _stop(gateway)
+                stop_process(gateway, timeout=15)
     except KeyboardInterrupt:
         pass
     finally:
@@ -189,17 +189,6 @@ def _wait(proc: subprocess.Popen[bytes]) -> None:
     code = proc.wait()
     if code not in (0, -signal.SIGINT, -signal.SIGTERM):
         raise HaptaError(f"the gateway stopped unexpectedly (exit code {code})")
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 def _say(message: str) -> None:

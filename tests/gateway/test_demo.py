@@ -15,22 +15,35 @@ from generator.demo import _gateway_source
 from generator.pbserver import free_port
 
 
-def test_demo_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    port = free_port()
-    out = tmp_path / "demo.out"
+def _start_demo(out: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``hapta-gen demo ARGS`` in its own process group; returns once it says it is running."""
     with out.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "generator.cli", "demo", "--port", str(port)],
+            [sys.executable, "-m", "generator.cli", "demo", *args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, as a terminal's Ctrl-C sees it
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         )
+    deadline = time.monotonic() + 60
+    while "is running" not in out.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _kill(proc)
+            raise AssertionError(out.read_text(errors="replace"))
+        time.sleep(0.1)  # poll interval against the deadline
+    return proc
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_demo_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "demo.out"
+    proc = _start_demo(out, "--port", str(port))
     try:
-        deadline = time.monotonic() + 60
-        while "is running" not in out.read_text(errors="replace"):
-            assert proc.poll() is None, out.read_text(errors="replace")
-            assert time.monotonic() < deadline, out.read_text(errors="replace")
-            time.sleep(0.1)  # poll interval against the deadline
         text = out.read_text(errors="replace")
         assert f"http://127.0.0.1:{port}/docs" in text and "/_/" in text
         resp = httpx.get(f"http://127.0.0.1:{port}/api/collections/posts/records", params={"perPage": 1})
@@ -44,9 +57,7 @@ def test_demo_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         except httpx.TransportError:
             pass
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _kill(proc)
 
 
 def test_demo_builds_the_example_without_a_checkout(tmp_path: Path) -> None:
@@ -61,18 +72,8 @@ def test_demo_pocketbase_only_serves_the_seeded_example(tmp_path: Path) -> None:
     """`task pb:up`: just the seeded PocketBase on a chosen port, stopped by Ctrl-C."""
     pb_port = free_port()
     out = tmp_path / "pb.out"
-    with out.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "generator.cli", "demo", "--pocketbase-only", "--pb-port", str(pb_port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-        )
+    proc = _start_demo(out, "--pocketbase-only", "--pb-port", str(pb_port))
     try:
-        deadline = time.monotonic() + 60
-        while "is running" not in out.read_text(errors="replace"):
-            assert proc.poll() is None, out.read_text(errors="replace")
-            assert time.monotonic() < deadline, out.read_text(errors="replace")
-            time.sleep(0.1)  # poll interval against the deadline
         resp = httpx.get(f"http://127.0.0.1:{pb_port}/api/collections/posts/records", params={"perPage": 1})
         assert resp.status_code == 200 and resp.json()["totalItems"] == 4
         assert "hapta-gen schema pull" in out.read_text(errors="replace")
@@ -80,6 +81,4 @@ def test_demo_pocketbase_only_serves_the_seeded_example(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 0
         assert "stopped: PocketBase" in out.read_text(errors="replace")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _kill(proc)
