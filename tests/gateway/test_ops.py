@@ -44,6 +44,21 @@ def test_docs(gw: httpx.Client) -> None:
     assert resp.status_code == 200 and "swagger-ui" in resp.text and "/openapi.json" in resp.text
 
 
+def test_docs_need_no_cdn(gw: httpx.Client) -> None:
+    """Swagger UI's own files come from the gateway: /docs works on a machine without internet."""
+    html = gw.get("/docs").text
+    assert "cdn." not in html and "https://" not in html.split("<body>")[0]
+    for path, kind, marker in (
+        ("/docs/swagger-ui-bundle.js", "application/javascript", b"SwaggerUIBundle"),
+        ("/docs/swagger-ui.css", "text/css", b".swagger-ui"),
+    ):
+        assert path in html
+        resp = gw.get(path)
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith(kind)
+        assert marker in resp.content and "max-age" in resp.headers["cache-control"]
+    assert gw.get("/docs/swagger-ui-bundle.js", params={"url": "/etc/passwd"}).content.startswith(b"/*")
+
+
 def test_other_paths_are_404_in_the_envelope(gw: httpx.Client) -> None:
     for path in ("/", "/favicon.ico", "/docs/extra"):
         resp = gw.get(path)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import fastapi_offline
 import orjson
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -17,8 +19,17 @@ from . import __version__
 if TYPE_CHECKING:
     from .app import Gateway
 
+#: Swagger UI's own files, served from the ``fastapi-offline`` package: /docs needs no CDN, so
+#: it works on a machine without internet access.
+DOCS_ASSETS = {
+    "/docs/swagger-ui-bundle.js": ("swagger-ui-bundle.js", "application/javascript"),
+    "/docs/swagger-ui.css": ("swagger-ui.css", "text/css"),
+    "/docs/favicon.png": ("favicon.png", "image/png"),
+}
 #: Paths FastAPI serves; everything else outside ``/api/`` is a 404 in PocketBase's envelope.
-PATHS = frozenset({"/docs", "/openapi.json", "/health", "/metrics", "/docs/oauth2-redirect"})
+PATHS = frozenset(
+    {"/docs", "/openapi.json", "/health", "/metrics", "/docs/oauth2-redirect", *DOCS_ASSETS}
+)
 
 
 def openapi_path() -> Path:
@@ -28,6 +39,21 @@ def openapi_path() -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("openapi.json is missing: rebuild the gateway with hapta-gen build")
+
+
+_ASSET_HEADERS = {"Cache-Control": "public, max-age=86400"}
+
+
+def _docs_assets() -> dict[str, tuple[bytes, str]]:
+    static = Path(fastapi_offline.__file__).resolve().parent / "static"
+    return {url: ((static / name).read_bytes(), kind) for url, (name, kind) in DOCS_ASSETS.items()}
+
+
+def _static(body: bytes, media_type: str) -> Callable[[], Awaitable[Response]]:
+    async def asset() -> Response:
+        return Response(body, media_type=media_type, headers=_ASSET_HEADERS)
+
+    return asset
 
 
 def create_ops_app(gateway: Gateway) -> FastAPI:
@@ -41,7 +67,16 @@ def create_ops_app(gateway: Gateway) -> FastAPI:
 
     @api.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title} - docs",
+            swagger_js_url="/docs/swagger-ui-bundle.js",
+            swagger_css_url="/docs/swagger-ui.css",
+            swagger_favicon_url="/docs/favicon.png",
+        )
+
+    for url, (body, media_type) in _docs_assets().items():
+        api.add_api_route(url, _static(body, media_type), methods=["GET"], include_in_schema=False)
 
     @api.get("/health", include_in_schema=False)
     async def health() -> Response:
