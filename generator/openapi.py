@@ -43,9 +43,9 @@ def openapi_document(ir: SchemaIR) -> dict[str, Any]:
             "description": (
                 "A gateway in front of PocketBase with PocketBase's own API: the same paths, "
                 "query parameters, bodies and error envelope, so PocketBase's SDKs work "
-                "unchanged. Requests are rate-limited, validated and cached before PocketBase "
-                "sees them; PocketBase's API rules still decide who may do what (each "
-                "operation names its rule)."
+                "unchanged. Bodies, queries and uploads are validated before PocketBase sees "
+                "them; PocketBase's API rules still decide who may do what (each operation "
+                "names its rule)."
             ),
         },
         "servers": [{"url": "/"}],
