@@ -11,7 +11,7 @@ streams (``GET /api/realtime``) take the same path to a connection of their own 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -190,15 +190,8 @@ class Proxy:
             text_limit=self.settings.max_body_size,
         )
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientGone
-                chunk = message.get("body", b"")
-                if chunk:
-                    reader.feed(chunk)
-                if not message.get("more_body", False):
-                    break
+            async for chunk in _chunks(receive):
+                reader.feed(chunk)
             parsed = reader.finish()
             data = form_data(spec, parsed.fields)
             check_data(route.name, spec, data)
@@ -320,21 +313,28 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _read(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's non-empty chunks as they arrive; a disconnect raises ``ClientGone``."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")
         if chunk:
-            total += len(chunk)
-            if total > limit:
-                raise ApiError(413, TOO_LARGE)
-            chunks.append(chunk)
+            yield chunk
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in _chunks(receive):
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _send_error(send: Send, exc: ApiError) -> int:
