@@ -2,6 +2,7 @@
 
     python bench/proxy.py                          # 10 s, 64 connections, 3 rounds
     python bench/proxy.py --duration 5 --connections 32 --rounds 3 --targets pocketbase,nginx
+    python bench/proxy.py --baseline HEAD~3        # also the gateway as generated at that commit
 
 One run starts everything on 127.0.0.1 and stops it at the end: a PocketBase with the postly
 schema and ``--posts`` public posts (batch API), Debian's nginx as a plain ``proxy_pass`` to it
@@ -9,7 +10,9 @@ schema and ``--posts`` public posts (batch API), Debian's nginx as a plain ``pro
 each target with the same wrk settings (or the Python fallback) for a record view
 (``GET /api/collections/posts/records/{id}``) and a 30-item list (``?perPage=30``), in
 ``--rounds`` interleaved rounds, and reports medians and the ratios gateway / nginx and
-gateway / PocketBase. Results: ``bench/results/proxy-*.json`` and ``.md`` (gitignored).
+gateway / PocketBase. ``--baseline REV`` adds the gateway as committed at ``REV`` (its
+``generated/`` from git) as the target ``gateway@REV``, measured in the same run, so a change
+to the request path is compared with the code before it. Results: ``bench/results/proxy-*.json`` and ``.md`` (gitignored).
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -63,7 +69,7 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 @contextlib.contextmanager
 def running_targets(
     names: tuple[str, ...], posts: int, gateway_env: dict[str, str], nginx_keepalive: int,
-    gateway_workers: int = 1,
+    gateway_workers: int = 1, baselines: dict[str, Path] | None = None,
 ) -> Iterator[tuple[dict[str, str], str]]:
     """Start PocketBase (seeded) and the requested proxies; yield base URLs and a record id."""
     with contextlib.ExitStack() as stack:
@@ -78,7 +84,24 @@ def running_targets(
                 pb.url, env=gateway_env, extra_args=("--workers", str(gateway_workers))
             )
             urls["gateway"] = stack.enter_context(gateway).url
-        yield {n: urls[n] for n in names}, post_id(1)
+        for name, generated in (baselines or {}).items():
+            other = GatewayProcess(
+                pb.url, env=gateway_env, extra_args=("--workers", str(gateway_workers)),
+                generated=generated,
+            )
+            urls[name] = stack.enter_context(other).url
+        yield {n: urls[n] for n in (*names, *(baselines or {}))}, post_id(1)
+
+
+def export_generated(rev: str, into: Path) -> Path:
+    """``generated/`` as committed at ``rev``, written below ``into``; returns its path."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", rev, "generated"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"--baseline {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "generated"
 
 
 def check_targets(urls: dict[str, str], paths: dict[str, str]) -> list[str]:
@@ -158,7 +181,8 @@ def markdown(medians: dict[str, dict[str, dict[str, Any]]], meta: dict[str, Any]
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         gw = medians["gateway"]
-        for other in ("nginx", "pocketbase"):
+        baselines = [n for n in medians if n.startswith("gateway@")]
+        for other in (*baselines, "nginx", "pocketbase"):
             if other not in medians:
                 continue
             ref = medians[other]
@@ -189,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="gateway worker processes (python -m gateway --workers N)")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the gateway (repeatable)")
+    parser.add_argument("--baseline", action="append", default=[], metavar="REV",
+                        help="also measure the gateway committed at this git revision (repeatable)")
     args = parser.parse_args(argv)
 
     names = tuple(n for n in args.targets.split(",") if n)
@@ -202,11 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     tool = args.tool if args.tool != "auto" else ("wrk" if find_wrk() else "python")
     gateway_env = {**GATEWAY_BENCH_ENV, **parse_env(args.gateway_env)}
 
-    results: dict[str, dict[str, list[LoadResult]]] = {n: {e: [] for e in ENDPOINTS} for n in names}
+    scratch = Path(tempfile.mkdtemp(prefix="hapta-baseline-"))
+    baselines = {
+        f"gateway@{rev}": export_generated(rev, Path(tempfile.mkdtemp(dir=scratch)))
+        for rev in args.baseline
+    }
+    all_names = (*names, *baselines)
+    results: dict[str, dict[str, list[LoadResult]]] = {
+        n: {e: [] for e in ENDPOINTS} for n in all_names
+    }
     #: per gateway measurement: upstream requests (from its /metrics) / requests served
     upstream_share: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
     with running_targets(
-        names, args.posts, gateway_env, args.nginx_keepalive, args.gateway_workers
+        names, args.posts, gateway_env, args.nginx_keepalive, args.gateway_workers, baselines
     ) as (urls, record):
         paths = {e: p.format(id=record) for e, p in ENDPOINTS.items()}
         problems = check_targets(urls, paths)
@@ -221,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, base in urls.items():
                 for endpoint, path in paths.items():
                     # one worker's /metrics only counts that worker's requests
-                    check_upstream = name == "gateway" and args.gateway_workers == 1
+                    check_upstream = name.startswith("gateway") and args.gateway_workers == 1
                     before = upstream_requests(base) if check_upstream else None
                     result = run_load(base + path, duration=args.duration,
                                       connections=args.connections, threads=args.threads, tool=tool)
@@ -237,13 +271,14 @@ def main(argv: list[str] | None = None) -> int:
                           f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms{flag}",
                           file=sys.stderr, flush=True)
 
+    shutil.rmtree(scratch, ignore_errors=True)
     medians = {n: {e: median_result(rs) for e, rs in by.items()} for n, by in results.items()}
     meta = {
         "tool": tool, "threads": args.threads, "connections": args.connections,
         "duration": args.duration, "rounds": args.rounds, "posts": args.posts,
         "cpus": os.cpu_count(), "paths": paths, "gateway_env": gateway_env,
         "nginx_keepalive": args.nginx_keepalive, "gateway_workers": args.gateway_workers,
-        "problems": problems,
+        "problems": problems, "baselines": args.baseline,
         "gateway_upstream_share": upstream_share,
     }
     table = markdown(medians, meta)

@@ -94,8 +94,11 @@ class GatewayProcess:
         port: int | None = None,
         startup_timeout: float = 30.0,
         extra_args: tuple[str, ...] = (),
+        generated: Path | None = None,
     ) -> None:
         self.pocketbase_url = pocketbase_url
+        #: The directory holding the ``gateway`` package to run (default: ``generated/``).
+        self.generated = generated or GENERATED_DIR
         self.extra_env = dict(env or {})
         self.port = port
         self.startup_timeout = startup_timeout
@@ -117,7 +120,7 @@ class GatewayProcess:
         self._workdir = Path(tempfile.mkdtemp(prefix="hapta-gw-"))
         self.port = self.port or free_port()
         env = {**os.environ, "POCKETBASE_URL": self.pocketbase_url, **self.extra_env}
-        cwd = GENERATED_DIR if (GENERATED_DIR / "gateway").is_dir() else self._workdir
+        cwd = self.generated if (self.generated / "gateway").is_dir() else self._workdir
         assert self.log_path is not None
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(

@@ -1,7 +1,7 @@
 """The ASGI application: a small dispatcher in front of two handlers.
 
-``/api/...`` goes straight to the proxy (pure ASGI: no framework routing, no middleware on the
-hot path); ``/docs``, ``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app;
+``/api/...`` goes straight to the request chain (``chain``: pure-ASGI layers, no framework
+routing); ``/docs``, ``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app;
 anything else is a 404 in PocketBase's envelope. Settings are read at startup (lifespan), so
 importing this module needs no environment.
 
@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
-from . import logs
+from . import chain, logs
+from .asgi import ASGIApp, Receive, Scope, Send
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
 from .metrics import Metrics
 from .ops import PATHS, create_ops_app
-from .proxy import Proxy, Receive, Scope, Send
 from .settings import Settings, load_settings
 from .upstream import Upstream, UpstreamError
 
@@ -47,7 +47,7 @@ class Gateway:
         self.metrics = Metrics()
         self.upstream: Upstream | None = None
         self._health: Upstream | None = None
-        self.proxy: Proxy | None = None
+        self.api: ASGIApp | None = None
         self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -57,8 +57,8 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
-            if path.startswith("/api/") and self.proxy is not None:
-                await self.proxy(scope, receive, send)
+            if path.startswith("/api/") and self.api is not None:
+                await self.api(scope, receive, send)
             elif path in PATHS and self.ops is not None:
                 await self.ops(scope, receive, send)
             else:
@@ -101,9 +101,9 @@ class Gateway:
         self._health = Upstream(
             settings.pocketbase_url, max_connections=4, connect_timeout=2.0, read_timeout=2.0
         )
-        self.ops = create_ops_app(self)
+        self.ops = create_ops_app(self.metrics, self.upstream_health)
         await self._startup_checks(settings)
-        self.proxy = Proxy(settings, self.upstream, self.metrics, self.access_log)
+        self.api = chain.build(settings, self.upstream, self.metrics, self.access_log)
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))

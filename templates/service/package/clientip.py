@@ -1,9 +1,11 @@
 """The real client IP: the TCP peer, unless the peer is a trusted proxy.
 
 ``X-Forwarded-For`` is read only when the peer is in ``HAPTA_TRUSTED_PROXIES``; then the
-rightmost address that is not itself a trusted proxy is the client. From anyone else the header
-is ignored, and the gateway always overwrites it: PocketBase receives exactly one address (set
-``trustedProxy.headers = ["X-Forwarded-For"]`` in PocketBase so its own limits are per user).
+rightmost address that is not itself a trusted proxy is the client; several header lines are one
+list, joined in order (RFC 9110 section 5.3), so a second line cannot hide behind the first. From
+anyone else the header is ignored, and the gateway always overwrites it: PocketBase receives
+exactly one address (set ``trustedProxy.headers = ["X-Forwarded-For"]`` in PocketBase so its own
+limits are per user).
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ class ClientIP:
         if len(self._cache) < 10_000:
             self._cache[address] = result
         return result
+
+    def resolve_scope(self, peer: str, headers: Iterable[tuple[bytes, bytes]]) -> str:
+        """The client IP for a request from ``peer`` with these (lower-case) headers."""
+        if not self.trusted or not self.is_trusted(peer):
+            return peer
+        lines = [value for key, value in headers if key == b"x-forwarded-for"]
+        return self.resolve(peer, b",".join(lines) if lines else None)
 
     def resolve(self, peer: str, forwarded_for: bytes | None) -> str:
         """The client IP for a request from ``peer`` carrying ``X-Forwarded-For`` (or None)."""

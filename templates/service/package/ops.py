@@ -1,12 +1,13 @@
 """The gateway's own endpoints, on FastAPI: ``/docs``, ``/openapi.json``, ``/health``,
-``/metrics``. None of them is on the proxy path (``app`` dispatches before FastAPI)."""
+``/metrics``. None of them is on the request chain for ``/api/`` (``app`` dispatches before
+FastAPI)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import fastapi_offline
 import orjson
@@ -15,9 +16,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
 from . import __version__
+from .metrics import Metrics
 
-if TYPE_CHECKING:
-    from .app import Gateway
+#: PocketBase's health as the gateway sees it: ``{"status": "ok" | "down", ...}``.
+UpstreamHealth = Callable[[], Awaitable[dict[str, Any]]]
 
 #: Swagger UI's own files, served from the ``fastapi-offline`` package: /docs needs no CDN, so
 #: it works on a machine without internet access.
@@ -56,7 +58,7 @@ def _static(body: bytes, media_type: str) -> Callable[[], Awaitable[Response]]:
     return asset
 
 
-def create_ops_app(gateway: Gateway) -> FastAPI:
+def create_ops_app(metrics: Metrics, upstream_health: UpstreamHealth) -> FastAPI:
     spec = openapi_path().read_bytes()
     title = str(orjson.loads(spec).get("info", {}).get("title", "PocketBase gateway"))
     api = FastAPI(title=title, version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
@@ -81,7 +83,7 @@ def create_ops_app(gateway: Gateway) -> FastAPI:
     @api.get("/health", include_in_schema=False)
     async def health() -> Response:
         started = time.perf_counter()
-        upstream = await gateway.upstream_health()
+        upstream = await upstream_health()
         ok = upstream.get("status") == "ok"
         body = {
             "status": "ok" if ok else "degraded",
@@ -93,7 +95,7 @@ def create_ops_app(gateway: Gateway) -> FastAPI:
         )
 
     @api.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(gateway.metrics.render(), media_type=gateway.metrics.content_type)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
 
     return api

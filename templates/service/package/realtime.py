@@ -16,19 +16,17 @@ forwarded client IP as the stream.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 import orjson
 
+from .asgi import Headers, Receive, Send
 from .catalog import BY_NAME
 from .errors import BAD_REQUEST, ApiError, field_error
 from .files import boundary_of, multipart_fields
 from .upstream import Response, UpstreamError
 from .validation import check_expand, check_filter
-
-if TYPE_CHECKING:
-    from .proxy import Receive, Send
 
 #: PocketBase's limits (``apis/realtime.go``).
 MAX_CLIENT_ID = 255
@@ -169,9 +167,7 @@ def _options(query: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- GET
 
 
-async def relay(
-    response: Response, headers: list[tuple[bytes, bytes]], receive: Receive, send: Send
-) -> int:
+async def relay(response: Response, headers: Headers, receive: Receive, send: Send) -> int:
     """Send PocketBase's stream to the client as it arrives; returns the bytes sent.
 
     The client leaving closes the upstream connection; PocketBase (or the gateway's shutdown)

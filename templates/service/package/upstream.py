@@ -226,7 +226,7 @@ class Response:
         self._stream = stream
         self._timeout = None if stream else pool.read_timeout
         self.status = conn.status
-        #: Lower-cased names; hop-by-hop headers are still in (the proxy filters them).
+        #: Lower-cased names; hop-by-hop headers are still in (``layers.forward`` filters them).
         self.headers = conn.headers
 
     @property

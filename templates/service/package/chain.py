@@ -1,0 +1,36 @@
+"""The request path for ``/api/...``, assembled in one place from the settings.
+
+    observe → client IP → route → [rate limit] → [session] → [cache] → validate → forward
+
+A layer that is switched off is not in the chain, so a request pays nothing for it. Layers
+still to come (rate limits, sessions, the cache) go between ``route`` and ``validate``.
+"""
+
+from __future__ import annotations
+
+from . import logs
+from .asgi import ASGIApp
+from .clientip import ClientIP
+from .layers.clientip import ClientAddress
+from .layers.forward import Forward
+from .layers.observe import Observe
+from .layers.route import RouteLayer
+from .layers.validate import Validate
+from .metrics import Metrics
+from .settings import Settings
+from .upstream import Upstream
+
+
+def build(
+    settings: Settings,
+    upstream: Upstream,
+    metrics: Metrics,
+    access_log: logs.AccessLog | None,
+) -> ASGIApp:
+    """The chain, innermost layer first."""
+    app: ASGIApp = Forward(upstream, metrics)
+    app = Validate(app, settings.max_body_size)
+    app = RouteLayer(app)
+    if settings.trusted_proxies:
+        app = ClientAddress(app, ClientIP(settings.trusted_proxies))
+    return Observe(app, metrics, access_log)
