@@ -42,3 +42,18 @@ def test_trusted_proxy_forwards_the_client(from_proxy: httpx.Client, tokens: dic
     assert _real_ip(from_proxy, tokens["superuser"], "1.2.3.4, 203.0.113.9") == "203.0.113.9"
     assert _real_ip(from_proxy, tokens["superuser"], f"203.0.113.9, {TRUSTED_PROXY}") == "203.0.113.9"
     assert _real_ip(from_proxy, tokens["superuser"], "not-an-ip") == TRUSTED_PROXY
+
+
+def test_several_forwarded_for_lines_are_one_list(
+    from_proxy: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """Two ``X-Forwarded-For`` lines are one list in order (RFC 9110): the client is the
+    rightmost untrusted hop of the joined list, not of the first line."""
+    headers = [
+        ("Authorization", tokens["superuser"]),
+        ("X-Forwarded-For", "1.2.3.4"),
+        ("X-Forwarded-For", "203.0.113.9"),
+    ]
+    resp = from_proxy.get("/api/health", headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"]["realIP"] == "203.0.113.9"
