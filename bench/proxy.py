@@ -70,8 +70,11 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 def running_targets(
     names: tuple[str, ...], posts: int, gateway_env: dict[str, str], nginx_keepalive: int,
     gateway_workers: int = 1, baselines: dict[str, Path] | None = None,
+    processes: dict[str, GatewayProcess] | None = None,
 ) -> Iterator[tuple[dict[str, str], str]]:
-    """Start PocketBase (seeded) and the requested proxies; yield base URLs and a record id."""
+    """Start PocketBase (seeded) and the requested proxies; yield base URLs and a record id.
+    Gateway processes are put in ``processes`` by target name (for their CPU time)."""
+    processes = processes if processes is not None else {}
     with contextlib.ExitStack() as stack:
         pb = stack.enter_context(PocketBaseServer())
         print(f"seeding {posts} posts into PocketBase at {pb.url} ...", file=sys.stderr, flush=True)
@@ -84,12 +87,14 @@ def running_targets(
                 pb.url, env=gateway_env, extra_args=("--workers", str(gateway_workers))
             )
             urls["gateway"] = stack.enter_context(gateway).url
+            processes["gateway"] = gateway
         for name, generated in (baselines or {}).items():
             other = GatewayProcess(
                 pb.url, env=gateway_env, extra_args=("--workers", str(gateway_workers)),
                 generated=generated,
             )
             urls[name] = stack.enter_context(other).url
+            processes[name] = other
         yield {n: urls[n] for n in (*names, *(baselines or {}))}, post_id(1)
 
 
@@ -136,8 +141,10 @@ def upstream_requests(base: str) -> float | None:
     return total
 
 
-def median_result(results: list[LoadResult]) -> dict[str, Any]:
+def median_result(results: list[LoadResult], cpu: list[float] | None = None) -> dict[str, Any]:
+    per_cpu = [r.requests / c for r, c in zip(results, cpu or [], strict=False) if c > 0]
     return {
+        "requests_per_cpu_second": round(statistics.median(per_cpu)) if per_cpu else None,
         "rps": round(statistics.median(r.rps for r in results), 1),
         "p50_ms": round(statistics.median(r.p50_ms for r in results), 2),
         "p99_ms": round(statistics.median(r.p99_ms for r in results), 2),
@@ -174,6 +181,19 @@ def markdown(medians: dict[str, dict[str, dict[str, Any]]], meta: dict[str, Any]
             f"{e} {min(v):.0%}-{max(v):.0%}" for e, v in shares.items() if v
         )
         lines += ["", f"Gateway requests that went to PocketBase (its /metrics): {text}."]
+    per_cpu = {
+        n: (by["record"]["requests_per_cpu_second"], by["list"]["requests_per_cpu_second"])
+        for n, by in medians.items()
+        if by["record"].get("requests_per_cpu_second")
+    }
+    if per_cpu:
+        lines += [
+            "",
+            "Requests per gateway CPU-second (its process's user + system time during each "
+            "measurement; steadier than req/s on a shared machine): "
+            + "; ".join(f"{n} record {r:,}, list {li:,}" for n, (r, li) in per_cpu.items())
+            + ".",
+        ]
     if "gateway" in medians:
         lines += [
             "",
@@ -234,13 +254,17 @@ def main(argv: list[str] | None = None) -> int:
         for rev in args.baseline
     }
     all_names = (*names, *baselines)
+    processes: dict[str, GatewayProcess] = {}
+    #: per gateway measurement: CPU seconds its process used
+    cpu: dict[str, dict[str, list[float]]] = {n: {e: [] for e in ENDPOINTS} for n in all_names}
     results: dict[str, dict[str, list[LoadResult]]] = {
         n: {e: [] for e in ENDPOINTS} for n in all_names
     }
     #: per gateway measurement: upstream requests (from its /metrics) / requests served
     upstream_share: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
     with running_targets(
-        names, args.posts, gateway_env, args.nginx_keepalive, args.gateway_workers, baselines
+        names, args.posts, gateway_env, args.nginx_keepalive, args.gateway_workers, baselines,
+        processes,
     ) as (urls, record):
         paths = {e: p.format(id=record) for e, p in ENDPOINTS.items()}
         problems = check_targets(urls, paths)
@@ -257,8 +281,13 @@ def main(argv: list[str] | None = None) -> int:
                     # one worker's /metrics only counts that worker's requests
                     check_upstream = name.startswith("gateway") and args.gateway_workers == 1
                     before = upstream_requests(base) if check_upstream else None
+                    proc = processes.get(name) if args.gateway_workers == 1 else None
+                    cpu_before = proc.cpu_seconds() if proc is not None else None
                     result = run_load(base + path, duration=args.duration,
                                       connections=args.connections, threads=args.threads, tool=tool)
+                    cpu_after = proc.cpu_seconds() if proc is not None else None
+                    if cpu_before is not None and cpu_after is not None:
+                        cpu[name][endpoint].append(cpu_after - cpu_before)
                     results[name][endpoint].append(result)
                     flag = f"  ERRORS: {result.errors}" if result.errors else ""
                     after = upstream_requests(base) if before is not None else None
@@ -272,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                           file=sys.stderr, flush=True)
 
     shutil.rmtree(scratch, ignore_errors=True)
-    medians = {n: {e: median_result(rs) for e, rs in by.items()} for n, by in results.items()}
+    medians = {
+        n: {e: median_result(rs, cpu[n][e]) for e, rs in by.items()} for n, by in results.items()
+    }
     meta = {
         "tool": tool, "threads": args.threads, "connections": args.connections,
         "duration": args.duration, "rounds": args.rounds, "posts": args.posts,
