@@ -14,8 +14,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from generator.errors import HaptaError
-from generator.pbserver import PocketBaseServer
+from .errors import HaptaError
+from .pbserver import PocketBaseServer
 
 _HERE = Path(__file__).resolve().parent
 
