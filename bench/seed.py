@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hapta_gen.pbserver import PocketBaseServer
-from hapta_gen.seed import postly_schema
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.seed import postly_schema
 
 AUTHOR_ID = "bnchauthor00001"
 BATCH = 100

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import GenerationResult, generate
-    from .config import Config, load_config
+    from .ir.config import Config, load_config
 
 __all__ = ["Config", "GenerationResult", "generate", "load_config"]
 __version__ = "0.1.0"
 
-_LAZY = {"GenerationResult": "api", "generate": "api", "Config": "config", "load_config": "config"}
+_LAZY = {"GenerationResult": "api", "generate": "api", "Config": "ir.config", "load_config": "ir.config"}
 
 
 def __getattr__(name: str) -> Any:

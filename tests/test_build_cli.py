@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from hapta_gen.cli import app
+from hapta_gen.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTLY = ROOT / "examples" / "postly"

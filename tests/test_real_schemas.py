@@ -13,8 +13,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from hapta_gen import generate
-from hapta_gen.loader import load_file
-from hapta_gen.writer import write
+from hapta_gen.emit.writer import write
+from hapta_gen.schema.loader import load_file
 
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas"
 FILES = sorted(p.name for p in SCHEMAS.glob("*.json"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hapta_gen.emit.render import HEADER, with_header
+from hapta_gen.emit.writer import compare, write
 from hapta_gen.errors import WriteError
-from hapta_gen.render import HEADER, with_header
-from hapta_gen.writer import compare, write
 
 
 @pytest.mark.parametrize("rel", ["../escape.py", "/etc/passwd", "a/../../escape.py"])

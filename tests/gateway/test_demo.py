@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from hapta_gen.demo import _gateway_source
-from hapta_gen.pbserver import free_port
+from hapta_gen.dev.demo import _gateway_source
+from hapta_gen.dev.pbserver import free_port
 
 
 def _start_demo(out: Path, *args: str) -> subprocess.Popen[bytes]:

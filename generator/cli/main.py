@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
-from .cli_errors import fail, handle_errors
-from .demo import demo
-from .schema_cli import schema_app
+from .. import __version__
+from ..dev.demo import demo
+from .failure import fail, handle_errors
+from .schema import schema_app
 
 app = typer.Typer(
     name="hapta-gen",
@@ -76,11 +76,11 @@ def build(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
 ) -> None:
     """Render the gateway package for a schema into --out (or check that it is up to date)."""
-    from .api import generate  # black and Jinja load only for the commands that render
-    from .config import load_config
-    from .ir import to_json
-    from .loader import load_file
-    from .writer import compare, diff_text, write
+    from ..api import generate  # black and Jinja load only for the commands that render
+    from ..emit.writer import compare, diff_text, write
+    from ..ir.config import load_config
+    from ..ir.model import to_json
+    from ..schema.loader import load_file
 
     started = time.perf_counter()
 
