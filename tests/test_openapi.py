@@ -24,7 +24,8 @@ from pydantic import BaseModel, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from hapta_gen.emit.render import HEADER, render
+from hapta_gen.emit.header import HEADER
+from hapta_gen.emit.render import render
 from hapta_gen.ir.analyze import analyze
 from hapta_gen.ir.config import Config
 from hapta_gen.ir.model import SchemaIR

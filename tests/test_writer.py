@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hapta_gen.emit.render import HEADER, with_header
+from hapta_gen.emit.header import HEADER, with_header
 from hapta_gen.emit.writer import compare, write
 from hapta_gen.errors import WriteError
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..emit.header import HEADER
 from ..ir.model import CollectionIR, SchemaIR
 from . import auth, paths, schemas, shared
 
@@ -29,8 +30,6 @@ SECURITY_SCHEMES = {
 
 
 def openapi_document(ir: SchemaIR) -> dict[str, Any]:
-    from ..emit.render import HEADER  # render imports this module
-
     return {
         "openapi": "3.1.0",
         MARKER_KEY: HEADER,
