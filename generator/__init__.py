@@ -1,4 +1,7 @@
-"""hapta-gen: generate a fast, secure FastAPI gateway for a PocketBase schema.
+"""hapta-gen: generate a gateway for a PocketBase schema.
+
+The gateway is a pure-ASGI proxy in front of PocketBase that validates requests before PocketBase
+sees them; FastAPI serves only its docs and ops pages (``/docs``, ``/health``, ``/metrics``).
 
 ``generate`` and friends load lazily, so commands that do not render (``schema pull``) do not
 pay for importing black and Jinja.

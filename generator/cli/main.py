@@ -21,7 +21,8 @@ from .schema import schema_app
 app = typer.Typer(
     name="hapta-gen",
     help=(
-        "Generate a fast, secure FastAPI gateway for a PocketBase schema.\n\n"
+        "Generate a gateway for a PocketBase schema: a pure-ASGI proxy that validates requests "
+        "before PocketBase sees them, with FastAPI only for its docs and ops pages.\n\n"
         "Typical CI steps: `hapta-gen schema pull` (live server → pb_schema.json), then "
         "`hapta-gen build` (pb_schema.json → the gateway package) or `hapta-gen build --check` "
         "(fail when the committed package is stale)."
@@ -50,7 +51,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Generate a fast, secure FastAPI gateway for a PocketBase schema."""
+    """Generate a gateway (a validating pure-ASGI proxy) for a PocketBase schema."""
 
 
 @app.command()
