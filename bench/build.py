@@ -64,11 +64,11 @@ class BuildRow:
 
 
 def hapta_gen_command() -> list[str]:
-    """The installed ``hapta-gen`` next to this Python, else ``python -m generator.cli``."""
+    """The installed ``hapta-gen`` next to this Python, else ``python -m hapta_gen.cli``."""
     script = Path(sys.executable).parent / ("hapta-gen.exe" if os.name == "nt" else "hapta-gen")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "generator.cli"]
+    return [sys.executable, "-m", "hapta_gen.cli"]
 
 
 def time_build(schema_path: Path, label: str, collections: int, timeout: float) -> BuildRun:

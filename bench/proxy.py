@@ -40,7 +40,7 @@ from bench.loadgen import LoadResult, find_wrk, run_load  # noqa: E402
 from bench.report import results_dir, stamp, write_results  # noqa: E402
 from bench.seed import post_id, seed_bench  # noqa: E402
 from bench.servers import GatewayProcess, NginxProxy, gateway_available  # noqa: E402
-from generator.pbserver import PocketBaseServer  # noqa: E402
+from hapta_gen.dev.pbserver import PocketBaseServer  # noqa: E402
 
 TARGETS = ("pocketbase", "nginx", "gateway")
 ENDPOINTS = {

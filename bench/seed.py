@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from generator.pbserver import PocketBaseServer
-from generator.seed import postly_schema
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.seed import postly_schema
 
 AUTHOR_ID = "bnchauthor00001"
 BATCH = 100

@@ -24,7 +24,7 @@ from typing import Self
 
 import httpx
 
-from generator.pbserver import free_port, stop_process
+from hapta_gen.dev.pbserver import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GENERATED_DIR = REPO_ROOT / "generated"

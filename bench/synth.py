@@ -14,7 +14,7 @@ import copy
 import zlib
 from typing import Any
 
-from generator.seed import postly_schema
+from hapta_gen.dev.seed import postly_schema
 
 USERS_ID = "_pb_users_auth_"
 VIEW_EVERY = 20

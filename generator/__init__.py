@@ -1,4 +1,7 @@
-"""hapta-gen: generate a fast, secure FastAPI gateway for a PocketBase schema.
+"""hapta-gen: generate a gateway for a PocketBase schema.
+
+The gateway is a pure-ASGI proxy in front of PocketBase that validates requests before PocketBase
+sees them; FastAPI serves only its docs and ops pages (``/docs``, ``/health``, ``/metrics``).
 
 ``generate`` and friends load lazily, so commands that do not render (``schema pull``) do not
 pay for importing black and Jinja.
@@ -10,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import GenerationResult, generate
-    from .config import Config, load_config
+    from .ir.config import Config, load_config
 
 __all__ = ["Config", "GenerationResult", "generate", "load_config"]
 __version__ = "0.1.0"
 
-_LAZY = {"GenerationResult": "api", "generate": "api", "Config": "config", "load_config": "config"}
+_LAZY = {"GenerationResult": "api", "generate": "api", "Config": "ir.config", "load_config": "ir.config"}
 
 
 def __getattr__(name: str) -> Any:

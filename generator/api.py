@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .analyze import analyze
-from .config import Config
+from .emit.formatting import format_files
+from .emit.render import render, static_paths
 from .errors import HaptaError
-from .formatting import format_files
-from .ir import SchemaIR
-from .loader import normalize, parse
-from .pbschema import PBSchema
-from .render import render, static_paths
+from .ir.analyze import analyze
+from .ir.config import Config
+from .ir.model import SchemaIR
+from .schema.loader import normalize, parse
+from .schema.model import PBSchema
 
 Progress = Callable[[str], None]
 

@@ -9,7 +9,7 @@
 * ``http_stub``: a tiny ``http.server`` on 127.0.0.1 answering canned responses (for "not a
   PocketBase" and "too old a PocketBase" cases); ``closed_port``: a port nothing listens on;
   ``silent_port``: a port that accepts connections and never answers (timeouts).
-* ``run_schema_cli``: runs ``python -m generator.schema_cli`` in a subprocess (real exit codes,
+* ``run_schema_cli``: runs ``python -m hapta_gen.cli.schema`` in a subprocess (real exit codes,
   real stderr), in a given working directory and with ``PB_*`` variables cleared.
 
 Every server is started by the fixture that owns it and stopped by that same fixture.
@@ -32,11 +32,11 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # the package is used from the checkout, not installed
+if str(REPO_ROOT) not in sys.path:  # for `bench` (hapta_gen itself comes from the install)
     sys.path.insert(0, str(REPO_ROOT))
 
-from generator.pbserver import PocketBaseServer, free_port  # noqa: E402
-from generator.seed import seed_postly  # noqa: E402
+from hapta_gen.dev.pbserver import PocketBaseServer, free_port  # noqa: E402
+from hapta_gen.dev.seed import seed_postly  # noqa: E402
 
 #: Test modules here do ``from conftest import ...``; pytest drops ``conftest`` from
 #: ``sys.modules`` each time it loads a sub-directory's conftest (tests/gateway, tests/sdk), so
@@ -112,7 +112,7 @@ def run_schema_cli(tmp_path: Path) -> CliRun:
         )
         full_env.update(env or {})
         return subprocess.run(
-            [sys.executable, "-m", "generator.schema_cli", *args],
+            [sys.executable, "-m", "hapta_gen.cli.schema", *args],
             cwd=cwd or tmp_path,
             env=full_env,
             capture_output=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from generator.cli import app
+from hapta_gen.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTLY = ROOT / "examples" / "postly"
@@ -82,7 +82,7 @@ def test_real_process_bad_input_has_no_traceback(tmp_path: Path) -> None:
     garbage = tmp_path / "pb_schema.json"
     garbage.write_bytes(b"\x00\xff garbage")
     proc = subprocess.run(
-        [sys.executable, "-m", "generator.cli", "build", "--schema", str(garbage), "--out", str(tmp_path / "g")],
+        [sys.executable, "-m", "hapta_gen.cli", "build", "--schema", str(garbage), "--out", str(tmp_path / "g")],
         capture_output=True, text=True, cwd=ROOT,
     )
     assert proc.returncode == 2

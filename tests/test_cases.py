@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from generator.analyze import analyze
-from generator.cli import app
-from generator.config import Config
-from generator.errors import SchemaError
-from generator.loader import load_file
+from hapta_gen.cli.main import app
+from hapta_gen.errors import SchemaError
+from hapta_gen.ir.analyze import analyze
+from hapta_gen.ir.config import Config
+from hapta_gen.schema.loader import load_file
 
 CASES = Path(__file__).parent / "cases"
 ERROR_CASES = sorted(p.name for p in CASES.iterdir() if (p / "error.txt").exists())

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from generator.diff import diff_collections
-from generator.loader import normalize
-from generator.snapshot import snapshot_collections
+from hapta_gen.schema.diff import diff_collections
+from hapta_gen.schema.loader import normalize
+from hapta_gen.schema.snapshot import snapshot_collections
 
 Schema = list[dict[str, Any]]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from generator import generate, load_config
-from generator.loader import load_file
-from generator.writer import compare, is_generated
+from hapta_gen import generate, load_config
+from hapta_gen.emit.writer import compare, is_generated
+from hapta_gen.schema.loader import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTLY = ROOT / "examples" / "postly"
@@ -43,8 +43,8 @@ import hashlib, sys
 from pathlib import Path
 
 import pytest
-from generator import generate, load_config
-from generator.loader import load_file
+from hapta_gen import generate, load_config
+from hapta_gen.schema.loader import load_file
 root = Path(sys.argv[1])
 r = generate(load_file(root / "pb_schema.json"), load_config(root / "hapta.yaml"))
 h = hashlib.sha256()
@@ -71,7 +71,7 @@ def test_build_is_deterministic_across_hash_seeds() -> None:
 
 def test_parallel_formatting_gives_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.synth import synthetic_schema
-    from generator import formatting
+    from hapta_gen.emit import formatting
 
     schema = synthetic_schema(60)
     parallel = generate(schema)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from generator.analyze import analyze
-from generator.config import Config, config_from_dict, load_config
-from generator.errors import ConfigError
-from generator.ir import SchemaIR, to_json
-from generator.loader import load_file
+from hapta_gen.errors import ConfigError
+from hapta_gen.ir.analyze import analyze
+from hapta_gen.ir.config import Config, config_from_dict, load_config
+from hapta_gen.ir.model import SchemaIR, to_json
+from hapta_gen.schema.loader import load_file
 
 POSTLY = Path(__file__).resolve().parent.parent / "examples" / "postly"
 

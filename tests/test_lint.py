@@ -39,8 +39,8 @@ def test_static_runtime_templates_are_black_formatted() -> None:
     """Static files skip black at build time, so they must already be in black's style."""
     import black
 
-    from generator.formatting import MODE
-    from generator.render import templates_dir
+    from hapta_gen.emit.formatting import MODE
+    from hapta_gen.emit.render import templates_dir
 
     static = sorted((templates_dir() / "service").rglob("*.py"))
     assert static

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from generator.pbserver import PocketBaseServer
+from hapta_gen.dev.pbserver import PocketBaseServer
 
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
 

@@ -6,7 +6,7 @@ import keyword
 
 import pytest
 
-from generator.naming import class_name, identifier, import_order, module_name
+from hapta_gen.ir.naming import class_name, identifier, import_order, module_name
 
 
 @pytest.mark.parametrize(

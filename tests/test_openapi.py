@@ -24,13 +24,14 @@ from pydantic import BaseModel, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from generator.analyze import analyze
-from generator.config import Config
-from generator.ir import SchemaIR
-from generator.loader import load_file, normalize, parse
-from generator.openapi import MARKER_KEY, openapi_document, openapi_text
-from generator.openapi_schemas import DATE_INPUT_PATTERN, EMAIL_PATTERN
-from generator.render import HEADER, render
+from hapta_gen.emit.header import HEADER
+from hapta_gen.emit.render import render
+from hapta_gen.ir.analyze import analyze
+from hapta_gen.ir.config import Config
+from hapta_gen.ir.model import SchemaIR
+from hapta_gen.openapi.document import MARKER_KEY, openapi_document, openapi_text
+from hapta_gen.openapi.schemas import DATE_INPUT_PATTERN, EMAIL_PATTERN
+from hapta_gen.schema.loader import load_file, normalize, parse
 
 SHARED = REPO_ROOT.parent / "shared"
 REAL_SCHEMAS = sorted((SHARED / "schemas").glob("*.json"))
@@ -160,8 +161,8 @@ def test_two_builds_give_the_same_text() -> None:
     assert render(build(POSTLY_SCHEMA_PATH))["openapi.json"] == first
     code = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
-        "from generator.analyze import analyze; from generator.config import Config;"
-        "from generator.loader import load_file; from generator.openapi import openapi_text;"
+        "from hapta_gen.ir.analyze import analyze; from hapta_gen.ir.config import Config;"
+        "from hapta_gen.schema.loader import load_file; from hapta_gen.openapi.document import openapi_text;"
         "sys.stdout.write(openapi_text(analyze(load_file(Path(sys.argv[2])), Config())))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from conftest import Routes, import_schema, load_postly_schema
 
-from generator.errors import PullError
-from generator.pbserver import PocketBaseServer, find_pocketbase
-from generator.pull import display_url, normalize_url, pull_collections
+from hapta_gen.dev.pbserver import PocketBaseServer, find_pocketbase
+from hapta_gen.errors import PullError
+from hapta_gen.schema.pull import display_url, normalize_url, pull_collections
 
 POSTLY = {"users", "posts", "comments", "likes", "follows", "attachments", "audit_log", "post_stats"}
 SYSTEM = {"_superusers", "_mfas", "_otps", "_externalAuths", "_authOrigins"}

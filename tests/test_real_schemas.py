@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
-from generator import generate
-from generator.loader import load_file
-from generator.writer import write
+from hapta_gen import generate
+from hapta_gen.emit.writer import write
+from hapta_gen.schema.loader import load_file
 
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas"
 FILES = sorted(p.name for p in SCHEMAS.glob("*.json"))

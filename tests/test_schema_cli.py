@@ -1,7 +1,7 @@
 """``hapta-gen schema pull|diff`` end to end, against a real PocketBase.
 
 Most cases run in-process (typer's CliRunner); the error cases run as a real process
-(``python -m generator.schema_cli``) so exit codes and stderr are exactly what a user sees.
+(``python -m hapta_gen.cli.schema``) so exit codes and stderr are exactly what a user sees.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from click.testing import Result
 from conftest import PB_ENV_VARS, POSTLY_SCHEMA_PATH, REPO_ROOT, CliRun, Routes
 from typer.testing import CliRunner
 
-from generator.pbserver import PocketBaseServer
-from generator.schema_cli import schema_app
+from hapta_gen.cli.schema import schema_app
+from hapta_gen.dev.pbserver import PocketBaseServer
 
 Invoke = Callable[..., Result]
 
@@ -86,7 +86,7 @@ def test_hapta_gen_schema_pull(pb: PocketBaseServer, tmp_path: Path) -> None:
     if Path(script).is_file():
         command = [script]
     else:  # not installed: the same entry point, through Python
-        command = [sys.executable, "-c", "from generator.cli import main; main()"]
+        command = [sys.executable, "-c", "from hapta_gen.cli.main import main; main()"]
     env = {k: v for k, v in os.environ.items() if k not in PB_ENV_VARS}
     env["PYTHONPATH"] = str(REPO_ROOT)
     done = subprocess.run(

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from generator.pbserver import PocketBaseServer
-from generator.seed import file_content, png_bytes, postly_seed
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.seed import file_content, png_bytes, postly_seed
 
 Seeded = dict[str, list[dict[str, Any]]]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from conftest import import_schema, load_postly_schema
 
-from generator.pbserver import PocketBaseServer
-from generator.pull import pull_collections
-from generator.snapshot import REDACTED, snapshot_collections, snapshot_text
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.schema.pull import pull_collections
+from hapta_gen.schema.snapshot import REDACTED, snapshot_collections, snapshot_text
 
 
 def _collection(name: str, **extra: Any) -> dict[str, Any]:

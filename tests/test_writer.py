@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.errors import WriteError
-from generator.render import HEADER, with_header
-from generator.writer import compare, write
+from hapta_gen.emit.header import HEADER, with_header
+from hapta_gen.emit.writer import compare, write
+from hapta_gen.errors import WriteError
 
 
 @pytest.mark.parametrize("rel", ["../escape.py", "/etc/passwd", "a/../../escape.py"])

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from gateway_support import PASSWORDS, TRUSTED_PROXY, GatewayProcess
 
-from generator.pbserver import PocketBaseServer
-from generator.seed import postly_schema, seed_postly
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.seed import postly_schema, seed_postly
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from typing import Any, Self
 
 import httpx
 
-from generator.pbserver import free_port, stop_process
-from generator.seed import postly_seed
+from hapta_gen.dev.pbserver import free_port, stop_process
+from hapta_gen.dev.seed import postly_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GENERATED = REPO_ROOT / "generated"

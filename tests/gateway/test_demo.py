@@ -11,15 +11,15 @@ from pathlib import Path
 
 import httpx
 
-from generator.demo import _gateway_source
-from generator.pbserver import free_port
+from hapta_gen.dev.demo import _gateway_source
+from hapta_gen.dev.pbserver import free_port
 
 
 def _start_demo(out: Path, *args: str) -> subprocess.Popen[bytes]:
     """``hapta-gen demo ARGS`` in its own process group; returns once it says it is running."""
     with out.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "generator.cli", "demo", *args],
+            [sys.executable, "-m", "hapta_gen.cli", "demo", *args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, as a terminal's Ctrl-C sees it
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},

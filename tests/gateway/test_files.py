@@ -8,7 +8,7 @@ import os
 import httpx
 from gateway_support import GatewayProcess, auth
 
-from generator.seed import png_bytes
+from hapta_gen.dev.seed import png_bytes
 
 POSTS = "/api/collections/posts/records"
 _SAME_HEADERS = ("content-type", "content-disposition", "cache-control", "content-security-policy")

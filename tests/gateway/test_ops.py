@@ -13,7 +13,7 @@ import httpx
 import pytest
 from gateway_support import GENERATED, GatewayProcess
 
-from generator.pbserver import PocketBaseServer
+from hapta_gen.dev.pbserver import PocketBaseServer
 
 
 def test_health(gw: httpx.Client) -> None:

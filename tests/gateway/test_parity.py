@@ -9,7 +9,7 @@ import httpx
 import pytest
 from gateway_support import auth, same, strip_volatile
 
-from generator.seed import postly_schema, postly_seed
+from hapta_gen.dev.seed import postly_schema, postly_seed
 
 SEED = postly_seed()
 SCHEMA = {c["name"]: c for c in postly_schema()}

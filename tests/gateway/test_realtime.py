@@ -29,7 +29,7 @@ from gateway_support import (
     wait_until,
 )
 
-from generator.pbserver import PocketBaseServer
+from hapta_gen.dev.pbserver import PocketBaseServer
 
 POSTS = "/api/collections/posts/records"
 ATTACHMENTS = "/api/collections/attachments/records"

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from gateway_support import GatewayProcess
 
-from generator.pbserver import PocketBaseServer, free_port
-from generator.seed import postly_schema
+from hapta_gen.dev.pbserver import PocketBaseServer, free_port
+from hapta_gen.dev.seed import postly_schema
 
 POSTS = "/api/collections/posts/records"
 

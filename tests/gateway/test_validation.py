@@ -10,7 +10,7 @@ import httpx
 import pytest
 from gateway_support import GatewayProcess, auth
 
-from generator.seed import png_bytes
+from hapta_gen.dev.seed import png_bytes
 
 POSTS = "/api/collections/posts/records"
 POST_1 = f"{POSTS}/pst000000000001"

@@ -21,8 +21,8 @@ import pytest
 from sdk_support import Target
 
 from bench.servers import GatewayProcess
-from generator.pbserver import PocketBaseServer
-from generator.seed import postly_schema, seed_postly
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.seed import postly_schema, seed_postly
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 TARGETS = ("pocketbase", "gateway")

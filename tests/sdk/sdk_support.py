@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from generator.pbserver import PocketBaseServer
+from hapta_gen.dev.pbserver import PocketBaseServer
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import pytest
 from bench.loadgen import check_local, parse_wrk, run_python
 from bench.seed import post_id, seed_bench
 from bench.synth import synthetic_schema
-from generator.api import generate
-from generator.pbserver import PocketBaseServer
+from hapta_gen.api import generate
+from hapta_gen.dev.pbserver import PocketBaseServer
 
 WRK_OUTPUT = """\
 Running 10s test @ http://127.0.0.1:8090/api/collections/posts/records?perPage=30

@@ -16,7 +16,7 @@ from typing import Any
 
 from sdk_support import CRUD_STEPS, REALTIME_STEPS, Target
 
-from generator.pbserver import free_port
+from hapta_gen.dev.pbserver import free_port
 
 
 def run_session(node: str, js_dir: Path, url: str, part: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from pocketbase.errors import ClientResponseError
 from pocketbase.models.record import Record
 from sdk_support import Target
 
-from generator.seed import png_bytes
+from hapta_gen.dev.seed import png_bytes
 
 REALTIME_WAIT = 10.0  # seconds the realtime event may take; a deadline, not a sleep
 

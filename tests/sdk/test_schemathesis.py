@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from bench.servers import GatewayProcess
-from generator.pbserver import PocketBaseServer
-from generator.seed import postly_schema, postly_seed, seed_postly
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.seed import postly_schema, postly_seed, seed_postly
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = REPO_ROOT / "generated" / "openapi.json"

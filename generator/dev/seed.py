@@ -14,10 +14,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from generator.errors import HaptaError
-from generator.pbserver import PocketBaseServer
+from ..errors import HaptaError
+from .pbserver import PocketBaseServer
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parent.parent  # the package: hapta_gen/ (generator/ in a checkout)
 
 
 def postly_dir() -> Path:

@@ -1,6 +1,6 @@
 """The operations of a collection in the gateway's OpenAPI document: PocketBase's record and
 auth endpoints, each with its rule spelled out in its description; and the building blocks
-(error responses, shared parameters, ``operation``) that ``openapi_shared`` uses too.
+(error responses, shared parameters, ``operation``) that ``shared`` uses too.
 
 operationIds are ``<verb><ClassPrefix>`` (``listPosts``, ``authWithPasswordUsers``); the verbs
 are chosen so that no verb is a prefix of another, which keeps every id unique.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .ir import CollectionIR
-from .openapi_schemas import (
+from ..ir.model import CollectionIR
+from .schemas import (
     JsonSchema,
     create_form_name,
     create_schema,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import pytypes
-from .ir import CollectionIR, FieldIR
-from .pbschema import PBField
+from ..ir import pytypes
+from ..ir.model import CollectionIR, FieldIR
+from ..schema.model import PBField
 
 JsonSchema = dict[str, Any]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .pbschema import PBField
+from ..schema.model import PBField
 
 #: PocketBase's limit for a text field whose ``max`` is 0.
 DEFAULT_TEXT_MAX = 5000

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import SchemaError
-from .pbschema import (
+from ..errors import SchemaError
+from .model import (
     COLLECTION_TYPES,
     FIELD_TYPES,
     AuthOptions,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ir import CollectionIR
-from .openapi_paths import (
+from ..ir.model import CollectionIR
+from ..schema.model import AuthOptions
+from .paths import (
     NO_CONTENT,
     REQUIRED_AUTH,
     UPSTREAM,
@@ -20,8 +21,7 @@ from .openapi_paths import (
     operation,
     param,
 )
-from .openapi_schemas import JsonSchema, auth_response_name, obj, ref
-from .pbschema import AuthOptions
+from .schemas import JsonSchema, auth_response_name, obj, ref
 
 _STR: JsonSchema = {"type": "string"}
 _SECRET: JsonSchema = {"type": "string", "writeOnly": True}

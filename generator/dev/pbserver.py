@@ -22,7 +22,7 @@ from typing import IO, Any, Self
 
 import httpx
 
-from generator.errors import PullError
+from ..errors import PullError
 
 DEFAULT_EMAIL = "admin@example.com"
 DEFAULT_PASSWORD = "hapta-superuser-pass-1"  # test/demo only; never used for a real server

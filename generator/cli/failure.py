@@ -15,7 +15,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from generator.errors import HaptaError
+from ..errors import HaptaError
 
 EXIT_ERROR = 2
 P = ParamSpec("P")

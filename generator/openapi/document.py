@@ -1,9 +1,9 @@
 """IR → the gateway's OpenAPI 3.1 document: PocketBase's API surface for the exposed collections.
 
 A pure function of the IR (no I/O); dict insertion order makes the text deterministic.
-Collections' schemas are built in ``openapi_schemas``, their record operations in
-``openapi_paths``, auth endpoints in ``openapi_auth``, and what every gateway has (errors,
-health, batch, files, realtime) in ``openapi_shared``; this module puts the document together. The DO-NOT-EDIT header stands second (``x-generated``), so the writer finds
+Collections' schemas are built in ``schemas``, their record operations in ``paths``, auth
+endpoints in ``auth``, and what every gateway has (errors, health, batch, files, realtime) in
+``shared``; this module puts the document together. The DO-NOT-EDIT header stands second (``x-generated``), so the writer finds
 it in the file's first bytes.
 """
 
@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import openapi_auth as auth
-from . import openapi_paths as paths
-from . import openapi_schemas as schemas
-from . import openapi_shared as shared
-from .ir import CollectionIR, SchemaIR
+from ..emit.header import HEADER
+from ..ir.model import CollectionIR, SchemaIR
+from . import auth, paths, schemas, shared
 
 MARKER_KEY = "x-generated"
 SECURITY_SCHEMES = {
@@ -32,8 +30,6 @@ SECURITY_SCHEMES = {
 
 
 def openapi_document(ir: SchemaIR) -> dict[str, Any]:
-    from .render import HEADER  # render imports this module
-
     return {
         "openapi": "3.1.0",
         MARKER_KEY: HEADER,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .cli_errors import fail, handle_errors
-from .errors import HaptaError
+from ..cli.failure import fail, handle_errors
+from ..errors import HaptaError
 
 if TYPE_CHECKING:
     from .pbserver import PocketBaseServer
@@ -95,18 +95,18 @@ def demo(
 
 def _gateway_source(workdir: Path, checkout: Path | None = None) -> tuple[Path, str]:
     """(directory to run ``python -m <package>`` in, package name)."""
-    from .config import load_config
+    from ..ir.config import load_config
     from .seed import postly_dir
 
     example = postly_dir()
     config = load_config(example / "hapta.yaml") if (example / "hapta.yaml").is_file() else None
     package = config.package if config is not None else "gateway"
-    checkout = checkout or Path(__file__).resolve().parent.parent / "generated"
+    checkout = checkout or Path(__file__).resolve().parents[2] / "generated"
     if (checkout / package / "__main__.py").is_file():
         return checkout, package
-    from .api import generate
-    from .loader import load_file
-    from .writer import write
+    from ..api import generate
+    from ..emit.writer import write
+    from ..schema.loader import load_file
 
     _say("building the gateway for the bundled example...")
     result = generate(load_file(example / "pb_schema.json"), config)

@@ -18,12 +18,12 @@ from typing import Annotated, Any
 import typer
 from dotenv import dotenv_values
 
-from generator.cli_errors import handle_errors
-from generator.diff import diff_collections
-from generator.errors import HaptaError
-from generator.loader import normalize, read_json
-from generator.pull import DEFAULT_PAGE_SIZE, pull_collections
-from generator.snapshot import count_fields, snapshot_collections, snapshot_text
+from ..errors import HaptaError
+from ..schema.diff import diff_collections
+from ..schema.loader import normalize, read_json
+from ..schema.pull import DEFAULT_PAGE_SIZE, pull_collections
+from ..schema.snapshot import count_fields, snapshot_collections, snapshot_text
+from .failure import handle_errors
 
 ENV_URL = "PB_URL"
 ENV_EMAIL = "PB_SUPERUSER_EMAIL"
@@ -213,5 +213,5 @@ def diff_command(
     raise typer.Exit(1)
 
 
-if __name__ == "__main__":  # `python -m generator.schema_cli`, for running without the main CLI
+if __name__ == "__main__":  # `python -m hapta_gen.cli.schema`, for running without the main CLI
     schema_app(prog_name="hapta-gen schema")

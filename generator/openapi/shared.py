@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ir import CollectionIR, SchemaIR
-from .openapi_paths import (
+from ..ir.model import CollectionIR, SchemaIR
+from .paths import (
     NO_CONTENT,
     OPTIONAL_AUTH,
     REQUIRED_AUTH,
@@ -17,7 +17,7 @@ from .openapi_paths import (
     operation,
     rule_words,
 )
-from .openapi_schemas import JsonSchema, event_name, has_files, obj, ref
+from .schemas import JsonSchema, event_name, has_files, obj, ref
 
 #: Shared tags; renamed when a collection already has the name.
 SHARED_TAGS: dict[str, str] = {

@@ -13,15 +13,16 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
-from .cli_errors import fail, handle_errors
-from .demo import demo
-from .schema_cli import schema_app
+from .. import __version__
+from ..dev.demo import demo
+from .failure import fail, handle_errors
+from .schema import schema_app
 
 app = typer.Typer(
     name="hapta-gen",
     help=(
-        "Generate a fast, secure FastAPI gateway for a PocketBase schema.\n\n"
+        "Generate a gateway for a PocketBase schema: a pure-ASGI proxy that validates requests "
+        "before PocketBase sees them, with FastAPI only for its docs and ops pages.\n\n"
         "Typical CI steps: `hapta-gen schema pull` (live server → pb_schema.json), then "
         "`hapta-gen build` (pb_schema.json → the gateway package) or `hapta-gen build --check` "
         "(fail when the committed package is stale)."
@@ -50,7 +51,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Generate a fast, secure FastAPI gateway for a PocketBase schema."""
+    """Generate a gateway (a validating pure-ASGI proxy) for a PocketBase schema."""
 
 
 @app.command()
@@ -76,11 +77,11 @@ def build(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
 ) -> None:
     """Render the gateway package for a schema into --out (or check that it is up to date)."""
-    from .api import generate  # black and Jinja load only for the commands that render
-    from .config import load_config
-    from .ir import to_json
-    from .loader import load_file
-    from .writer import compare, diff_text, write
+    from ..api import generate  # black and Jinja load only for the commands that render
+    from ..emit.writer import compare, diff_text, write
+    from ..ir.config import load_config
+    from ..ir.model import to_json
+    from ..schema.loader import load_file
 
     started = time.perf_counter()
 

@@ -1,4 +1,4 @@
-"""Input model + config → the intermediate model (``ir``). Pure: no I/O, no Jinja.
+"""Input model + config → the intermediate model (``model``). Pure: no I/O, no Jinja.
 
 Decides which collections are exposed, every Python name (with conflicts resolved here, once),
 the relation graph behind ``expand`` and cache tags, and per-collection policies.
@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+from ..schema.model import PBCollection, PBField, PBSchema
 from . import naming, pytypes
 from .config import Config
-from .errors import ConfigError
-from .ir import CollectionIR, ExpandIR, FieldIR, LiteralIR, ModifierIR, SchemaIR
-from .pbschema import PBCollection, PBField, PBSchema
+from .model import CollectionIR, ExpandIR, FieldIR, LiteralIR, ModifierIR, SchemaIR
 
 _RECORD_SUFFIXES = ("Record", "Create", "Update", "Page", "Expand")
 _VIEW_SOURCE = re.compile(r"\b(?:from|join)\s+[`\"\[]?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)

@@ -11,8 +11,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WriteError
-from .render import HEADER
+from ..errors import WriteError
+from .header import HEADER
 
 _MARKER_BYTES = 600  # the marker stands in the first lines of every generated file
 

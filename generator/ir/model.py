@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..schema.model import AuthOptions, PBField, Rules
 from .config import RateLimitRule
-from .pbschema import AuthOptions, PBField, Rules
 
 
 @dataclass(frozen=True)

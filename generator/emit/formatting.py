@@ -10,7 +10,7 @@ import black
 from black.mode import Mode, TargetVersion
 from black.parsing import InvalidInput
 
-from .errors import HaptaError
+from ..errors import HaptaError
 
 MODE = Mode(target_versions={TargetVersion.PY311}, line_length=100)
 

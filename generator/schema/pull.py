@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from generator.errors import PullError
+from ..errors import PullError
 
 DEFAULT_PAGE_SIZE = 500
 _MAX_PAGES = 10_000
