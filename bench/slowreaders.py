@@ -38,7 +38,7 @@ from bench.proxy import GATEWAY_BENCH_ENV, export_generated  # noqa: E402
 from bench.report import results_dir, stamp, write_results  # noqa: E402
 from bench.seed import post_id, seed_bench  # noqa: E402
 from bench.servers import GatewayProcess  # noqa: E402
-from generator.pbserver import PocketBaseServer  # noqa: E402
+from hapta_gen.dev.pbserver import PocketBaseServer  # noqa: E402
 
 FILE_SIZE = 4 * 1024 * 1024
 
