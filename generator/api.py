@@ -15,6 +15,7 @@ from .errors import HaptaError
 from .ir.analyze import analyze
 from .ir.config import Config
 from .ir.model import SchemaIR
+from .openapi.document import openapi_text
 from .schema.loader import normalize, parse
 from .schema.model import PBSchema
 
@@ -41,7 +42,7 @@ def generate(schema: PBSchema | object, config: Config | None = None, *, progres
         say(f"loaded {len(pb.collections)} collections")
         ir = analyze(pb, config or Config())
         say(f"analysed {len(ir.collections)} exposed collections")
-        files = render(ir)
+        files = render(ir, {"openapi.json": openapi_text})
         say(f"rendered {len(files)} files")
         files = format_files(files, preformatted=static_paths(ir))
         say("formatted")

@@ -158,7 +158,6 @@ def test_header_stays_in_the_first_bytes(postly: Doc) -> None:
 def test_two_builds_give_the_same_text() -> None:
     first = openapi_text(build(POSTLY_SCHEMA_PATH))
     assert openapi_text(build(POSTLY_SCHEMA_PATH)) == first
-    assert render(build(POSTLY_SCHEMA_PATH))["openapi.json"] == first
     code = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
         "from hapta_gen.ir.analyze import analyze; from hapta_gen.ir.config import Config;"

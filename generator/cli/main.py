@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..dev.demo import demo
+from .demo import demo
 from .failure import fail, handle_errors
 from .schema import schema_app
 

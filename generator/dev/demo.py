@@ -17,11 +17,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..cli.failure import fail, handle_errors
 from ..errors import HaptaError
 
 if TYPE_CHECKING:
@@ -30,18 +29,7 @@ if TYPE_CHECKING:
 _READY_TIMEOUT = 30.0
 
 
-@handle_errors
-def demo(
-    port: Annotated[int, typer.Option("--port", "-p", help="Port of the gateway.")] = 8080,
-    host: Annotated[str, typer.Option("--host", help="Interface of the gateway.")] = "127.0.0.1",
-    pb_port: Annotated[
-        int | None, typer.Option("--pb-port", help="Port of PocketBase (default: any free one).")
-    ] = None,
-    pocketbase_only: Annotated[
-        bool,
-        typer.Option("--pocketbase-only", help="Only the seeded PocketBase, no gateway (`task pb:up`)."),
-    ] = False,
-) -> None:
+def run_demo(*, port: int, host: str, pb_port: int | None, pocketbase_only: bool) -> None:
     """Run the example: a bundled, seeded PocketBase with the gateway in front (Ctrl-C stops all).
 
     Prints the gateway, /docs and PocketBase admin URLs and the example users' logins.
@@ -123,7 +111,7 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError:
-            fail(f"port {port} on {host} is in use; pick another with --port")
+            raise HaptaError(f"port {port} on {host} is in use; pick another with --port") from None
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:

@@ -9,14 +9,13 @@ import name. The DO-NOT-EDIT header is added here, once, in the comment syntax o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from ..ir.model import CollectionIR, SchemaIR
-from ..openapi.document import openapi_text
 from .header import HEADER, with_header
 
 
@@ -46,8 +45,9 @@ PLAN: tuple[Target, ...] = (
     Target("package/models/collection.py.jinja", "{package}/models/{module}.py", per_collection=True),
     Target("package/catalog.py.jinja", "{package}/catalog.py"),
 )
-#: Files computed in Python rather than from a template.
-COMPUTED: tuple[tuple[str, Callable[[SchemaIR], str]], ...] = (("openapi.json", openapi_text),)
+#: Files computed in Python rather than from a template (``openapi.json``), by output path;
+#: the caller passes them in, so this stage depends on no other stage's printer.
+Computed = Mapping[str, Callable[[SchemaIR], str]]
 
 
 def _rule(rule: str | None) -> str:
@@ -65,8 +65,9 @@ FILTERS: dict[str, Callable[..., str]] = {
 }
 
 
-def render(ir: SchemaIR) -> dict[str, str]:
-    """Every output file of the generated service, with its header, unformatted."""
+def render(ir: SchemaIR, computed: Computed | None = None) -> dict[str, str]:
+    """Every output file of the generated service, with its header, unformatted; plus the
+    ``computed`` files as their functions print them."""
     root = templates_dir() / "service"
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
@@ -85,7 +86,7 @@ def render(ir: SchemaIR) -> dict[str, str]:
     for rel in _static_files(root):
         path = rel.replace("package/", f"{ir.package}/", 1) if rel.startswith("package/") else rel
         files[path] = with_header(path, (root / rel).read_text(encoding="utf-8"))
-    for path, compute in COMPUTED:
+    for path, compute in (computed or {}).items():
         files[path] = compute(ir)
     return dict(sorted(files.items()))
 
