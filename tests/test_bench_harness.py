@@ -6,9 +6,12 @@ Nothing here measures or asserts a time.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.loadgen import check_local, parse_wrk, run_python
+from bench.proxy import export_generated
 from bench.seed import post_id, seed_bench
 from bench.synth import synthetic_schema
 from hapta_gen.api import generate
@@ -68,16 +71,16 @@ def test_synthetic_schema_is_deterministic_and_builds() -> None:
     assert result.ir is not None and len(result.ir.collections) == 21
 
 
-def test_bench_data_and_python_load_generator(fresh_pb: PocketBaseServer) -> None:
-    """Synthetic collections import into PocketBase; 150 posts seed; the bounded load runs.
-
-    The nginx baseline needs Debian's nginx, which the test machine does not install; it is
-    exercised by every ``bench/proxy.py`` run instead (a wrong config fails its first request).
-    """
+def test_synthetic_collections_import_into_pocketbase(fresh_pb: PocketBaseServer) -> None:
     fresh_pb.import_collections(synthetic_schema(12)[1:])  # users exists already
     names = {c["name"] for c in fresh_pb.list_collections()}
     assert {"items_0001", "items_0011"} <= names
 
+
+def test_bench_seed_and_python_load_generator(fresh_pb: PocketBaseServer) -> None:
+    """150 posts seed with fixed ids; the Python load generator stops at its request bound and
+    counts every answer. (The nginx baseline needs Debian's nginx, which CI does not install;
+    every ``bench/proxy.py`` run exercises it: a wrong config fails its first request.)"""
     ids = seed_bench(fresh_pb, 150)
     assert ids[0] == post_id(1) and len(ids) == 150
     direct = fresh_pb.http.get(f"/api/collections/posts/records/{ids[-1]}")
@@ -89,3 +92,10 @@ def test_bench_data_and_python_load_generator(fresh_pb: PocketBaseServer) -> Non
     )
     assert result.requests == 40 and result.errors == 0 and result.tool == "python"
 
+
+def test_baseline_gateway_is_exported_from_git(tmp_path: Path) -> None:
+    """``bench/proxy.py --baseline REV`` runs the gateway committed at REV."""
+    generated = export_generated("HEAD", tmp_path)
+    assert (generated / "gateway" / "__main__.py").is_file()
+    with pytest.raises(SystemExit, match="--baseline no-such-rev"):
+        export_generated("no-such-rev", tmp_path)
