@@ -22,6 +22,7 @@ from . import logs
 from .clientip import ClientIP
 from .errors import (
     BAD_REQUEST,
+    BUSY,
     JSON_HEADERS,
     TOO_LARGE,
     UPSTREAM_DOWN,
@@ -35,7 +36,7 @@ from .metrics import Metrics
 from .realtime import check_subscribe, relay
 from .routing import BATCH, REALTIME_CONNECT, REALTIME_SUBSCRIBE, Route, match
 from .settings import Settings
-from .upstream import Body, FileBody, Upstream, UpstreamError, UpstreamTimeout
+from .upstream import Body, FileBody, Upstream, UpstreamBusy, UpstreamError, UpstreamTimeout
 from .validation import (
     check_batch_requests,
     check_data,
@@ -230,34 +231,23 @@ class Proxy:
                 )
                 await send({"type": "http.response.body", "body": data})
                 return response.status, len(data)
-            size = 0
-            started = False
+            # A long list or a file: read it at PocketBase's speed and give the pooled
+            # connection back, so a slow client never holds one.
             try:
-                async for chunk in response.iter_body():
-                    if not started:
-                        await send(
-                            {
-                                "type": "http.response.start",
-                                "status": response.status,
-                                "headers": out_headers,
-                            }
-                        )
-                        started = True
-                    size += len(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await response.spool()
+            except UpstreamTimeout:  # nothing has gone to the client yet
+                self.metrics.upstream_call(route.name, "timeout")
+                raise ApiError(504, UPSTREAM_TIMEOUT) from None
             except UpstreamError:
                 self.metrics.upstream_call(route.name, "broken")
-                if not started:
-                    raise ApiError(502, UPSTREAM_DOWN) from None
-                raise  # headers are out: the connection is cut, as the upstream's was
-            if not started:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": response.status,
-                        "headers": out_headers,
-                    }
-                )
+                raise ApiError(502, UPSTREAM_DOWN) from None
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": out_headers}
+            )
+            size = 0
+            async for chunk in response.iter_body():
+                size += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
             return response.status, size
         finally:
@@ -284,6 +274,9 @@ class Proxy:
             self.metrics.sse_clients.dec()
 
     def _upstream_failed(self, route: Route, exc: UpstreamError) -> ApiError:
+        if isinstance(exc, UpstreamBusy):
+            self.metrics.upstream_call(route.name, "busy")
+            return ApiError(503, BUSY)
         if isinstance(exc, UpstreamTimeout):
             self.metrics.upstream_call(route.name, "timeout")
             return ApiError(504, UPSTREAM_TIMEOUT)

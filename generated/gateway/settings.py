@@ -42,9 +42,12 @@ class Settings(BaseSettings):
     )
     #: A ``hapta.yaml`` (generation settings; the gateway reads it for run-time policies).
     config_path: Path | None = Field(default=None, alias="HAPTA_CONFIG")
-    #: Upstream timeouts (seconds) and pool size.
+    #: Upstream timeouts (seconds) and pool size: to connect, per read, for the whole answer
+    #: (head and body; realtime streams excepted), and the wait for a free pooled connection.
     connect_timeout: float = Field(default=5.0, gt=0, alias="HAPTA_CONNECT_TIMEOUT")
     upstream_timeout: float = Field(default=30.0, gt=0, alias="HAPTA_UPSTREAM_TIMEOUT")
+    upstream_deadline: float = Field(default=120.0, gt=0, alias="HAPTA_UPSTREAM_DEADLINE")
+    pool_timeout: float = Field(default=5.0, gt=0, alias="HAPTA_POOL_TIMEOUT")
     max_connections: int = Field(default=100, ge=1, alias="HAPTA_MAX_CONNECTIONS")
     #: Largest JSON body accepted (bytes); multipart uploads are bounded per file field.
     max_body_size: int = Field(default=32 * 1024 * 1024, ge=1024, alias="HAPTA_MAX_BODY_SIZE")

@@ -3,11 +3,13 @@ drip, unsolicited bytes): each test says what its server writes on every connect
 
 ``ScriptedServer(handler)`` listens on 127.0.0.1; ``handler(conn)`` runs once per accepted
 connection (``conn.index`` counts them from 0) and is cancelled when the server stops.
+``ServerThread(handler)`` runs one on a thread of its own, for a gateway process to talk to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -134,3 +136,40 @@ async def answer_each(conn: Conn, make: Callable[[Request], bytes]) -> None:
 async def forever() -> None:
     """Never returns (a server that stops answering); cancelled when the server stops."""
     await asyncio.Event().wait()
+
+
+class ServerThread:
+    """``with ServerThread(handler) as server``: a ``ScriptedServer`` on its own thread and loop
+    (``server.url``), stopped on exit."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with ScriptedServer(self.handler) as server:
+            self.url = server.url
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the scripted server did not start")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
