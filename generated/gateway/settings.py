@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     )
     #: A ``hapta.yaml`` (generation settings; the gateway reads it for run-time policies).
     config_path: Path | None = Field(default=None, alias="HAPTA_CONFIG")
-    #: Upstream timeouts (seconds) and pool size: to connect, per read, for the whole answer
-    #: (head and body; realtime streams excepted), and the wait for a free pooled connection.
+    #: Upstream timeouts (seconds) and pool size: to connect, per read, for the whole exchange
+    #: (request sent to answer's last byte; realtime streams excepted), and the wait for a free
+    #: pooled connection.
     connect_timeout: float = Field(default=5.0, gt=0, alias="HAPTA_CONNECT_TIMEOUT")
     upstream_timeout: float = Field(default=30.0, gt=0, alias="HAPTA_UPSTREAM_TIMEOUT")
     upstream_deadline: float = Field(default=120.0, gt=0, alias="HAPTA_UPSTREAM_DEADLINE")
