@@ -7,17 +7,20 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import tempfile
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from gateway_support import GENERATED
 from scripted_upstream import Conn, Request, ScriptedServer, answer_each, chunked, forever, response
 
-if str(GENERATED) not in sys.path:
-    sys.path.insert(0, str(GENERATED))
-
-from gateway import upstream  # the generated package, imported from generated/
+sys.path.insert(0, str(GENERATED))
+try:
+    from gateway import upstream  # the generated package, as `python -m gateway` runs it
+finally:
+    sys.path.remove(str(GENERATED))
 
 T = TypeVar("T")
 
@@ -478,6 +481,30 @@ def test_spool_of_a_broken_body_fails_and_frees_the_slot() -> None:
             with pytest.raises(upstream.UpstreamError):
                 await resp.spool()
             assert await get(client, b"/next") == b"/next"
+            await client.aclose()
+
+    run(main())
+
+
+def test_spool_that_cannot_write_its_file_frees_the_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = b"z" * (3 * 1024 * 1024)  # past the in-memory part: the spool needs a file
+
+    async def handler(conn: Conn) -> None:
+        while (req := await conn.request()) is not None:
+            await conn.send(response(big if req.target == "/big" else b"small"))
+
+    async def main() -> None:
+        async with ScriptedServer(handler) as server:
+            client = pool(server.url, max_connections=1, pool_timeout=1.0)
+            resp = await client.request("GET", b"/big", [])
+            monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # a full disk, say
+            with pytest.raises(OSError):
+                await resp.spool()
+            monkeypatch.undo()
+            assert await get(client, b"/small") == b"small"
+            assert len(server.conns) == 2  # the half-read connection was not reused
             await client.aclose()
 
     run(main())

@@ -315,8 +315,9 @@ class Response:
         memory up to 1 MiB, then on disk) and give the connection back to the pool; then
         ``iter_body`` and ``read`` read from the file, as slowly as the caller likes.
 
-        Bounded by the read timeout and the deadline; raises like ``iter_body`` (the
-        connection is then closed, not reused). Not for streams: their body has no end.
+        Bounded by the read timeout and the deadline; raises like ``iter_body``, or
+        ``OSError`` if the file cannot be written, and the response is then closed (its
+        connection too, never reused). Not for streams: their body has no end.
         """
         if self._stream:
             raise ValueError("a stream's body has no end to spool to")
@@ -328,6 +329,7 @@ class Response:
                 file.write(chunk)
         except BaseException:
             file.close()
+            self.close()
             raise
         file.seek(0)
         self._spool = file
