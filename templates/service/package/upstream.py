@@ -35,7 +35,9 @@ pass-through on uvicorn (1 worker, httptools, uvloop), PocketBase on the same co
     aiohttp       484 / 232 req/s, 2,070 / 1,621 requests per gateway CPU-second
     PocketBase  1,356 / 401 req/s direct
 
-In-process the client alone costs ~125 us of CPU per request against aiohttp's ~290 us.
+In-process the client alone costs ~125 us of CPU per request against aiohttp's ~290 us. The
+bounds and the desync checks above added ~0.5 us per small request (client and a trivial
+server in one uvloop process: 22.2 -> 22.9 us, medians of 3).
 """
 
 from __future__ import annotations
