@@ -29,7 +29,7 @@ def build(
     access_log: logs.AccessLog | None,
 ) -> ASGIApp:
     """The chain, innermost layer first."""
-    app: ASGIApp = Forward(upstream, metrics)
+    app: ASGIApp = Forward(upstream, metrics, settings.send_timeout)
     app = Validate(app, settings.max_body_size)
     app = RouteLayer(app)
     if settings.trusted_proxies:

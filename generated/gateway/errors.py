@@ -16,6 +16,7 @@ NOT_FOUND = "The requested resource wasn't found."
 BAD_REQUEST = "Something went wrong while processing your request."
 UPSTREAM_DOWN = "PocketBase is unreachable."
 UPSTREAM_TIMEOUT = "PocketBase did not answer in time."
+BUSY = "The gateway is busy; try again shortly."
 TOO_LARGE = "Request entity too large."
 
 JSON_HEADERS = [(b"content-type", b"application/json")]

@@ -42,10 +42,17 @@ class Settings(BaseSettings):
     )
     #: A ``hapta.yaml`` (generation settings; the gateway reads it for run-time policies).
     config_path: Path | None = Field(default=None, alias="HAPTA_CONFIG")
-    #: Upstream timeouts (seconds) and pool size.
+    #: Upstream timeouts (seconds) and pool size: to connect, per read, for the whole exchange
+    #: (request sent to answer's last byte; realtime streams excepted), and the wait for a free
+    #: pooled connection.
     connect_timeout: float = Field(default=5.0, gt=0, alias="HAPTA_CONNECT_TIMEOUT")
     upstream_timeout: float = Field(default=30.0, gt=0, alias="HAPTA_UPSTREAM_TIMEOUT")
+    upstream_deadline: float = Field(default=120.0, gt=0, alias="HAPTA_UPSTREAM_DEADLINE")
+    pool_timeout: float = Field(default=5.0, gt=0, alias="HAPTA_POOL_TIMEOUT")
     max_connections: int = Field(default=100, ge=1, alias="HAPTA_MAX_CONNECTIONS")
+    #: Seconds a client may take to accept the next piece of a long answer before it is
+    #: dropped (a client that stops reading holds no upstream connection, only its spool).
+    send_timeout: float = Field(default=30.0, gt=0, alias="HAPTA_SEND_TIMEOUT")
     #: Largest JSON body accepted (bytes); multipart uploads are bounded per file field.
     max_body_size: int = Field(default=32 * 1024 * 1024, ge=1024, alias="HAPTA_MAX_BODY_SIZE")
     #: One JSON line per request on stderr.

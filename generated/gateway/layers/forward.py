@@ -5,18 +5,25 @@ The caller's ``Authorization`` goes to PocketBase unchanged and PocketBase's rul
 credential of the gateway's own is ever added here. Hop-by-hop headers are dropped both ways and
 the client address is the one forwarded. Realtime streams (``GET /api/realtime``) get an
 upstream connection of their own (``realtime.relay``).
+
+A slow reader never holds a pooled upstream connection: an answer that is not complete when its
+head arrives (a long list, a file) is first read at PocketBase's speed into a spool
+(``Response.spool``) and the connection goes back to the pool; the client is then sent the spool,
+and a client that stops reading for ``HAPTA_SEND_TIMEOUT`` seconds is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from ..asgi import Headers, Receive, RequestState, Scope, Send, state
-from ..errors import UPSTREAM_DOWN, UPSTREAM_TIMEOUT, ApiError
+from .. import logs
+from ..asgi import Headers, Message, Receive, RequestState, Scope, Send, state
+from ..errors import BUSY, UPSTREAM_DOWN, UPSTREAM_TIMEOUT, ApiError
 from ..metrics import Metrics
 from ..realtime import relay
 from ..routing import REALTIME_CONNECT, Route
-from ..upstream import Upstream, UpstreamError, UpstreamTimeout
+from ..upstream import Upstream, UpstreamBusy, UpstreamError, UpstreamTimeout
 
 #: Request headers never forwarded: hop-by-hop, recomputed, or decided by the gateway.
 _DROP_REQUEST = frozenset(
@@ -44,10 +51,15 @@ _DROP_RESPONSE = frozenset(
 )
 
 
+class SlowClient(Exception):
+    """The client did not take a piece of its answer within the send timeout."""
+
+
 class Forward:
-    def __init__(self, upstream: Upstream, metrics: Metrics) -> None:
+    def __init__(self, upstream: Upstream, metrics: Metrics, send_timeout: float) -> None:
         self.upstream = upstream
         self.metrics = metrics
+        self.send_timeout = send_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         st = state(scope)
@@ -87,24 +99,28 @@ class Forward:
                 await send({"type": "http.response.body", "body": data})
                 st.size = len(data)
                 return
-            size = 0
+            # A long list or a file: read it at PocketBase's speed and give the pooled
+            # connection back, so a slow client never holds one.
             try:
-                async for chunk in response.iter_body():
-                    if not st.responding:
-                        st.responding = True
-                        await send(start)
-                    size += len(chunk)
-                    st.size = size
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await response.spool()
+            except UpstreamTimeout:  # nothing has gone to the client yet
+                self.metrics.upstream_call(route.name, "timeout")
+                raise ApiError(504, UPSTREAM_TIMEOUT) from None
             except UpstreamError:
                 self.metrics.upstream_call(route.name, "broken")
-                if not st.responding:
-                    raise ApiError(502, UPSTREAM_DOWN) from None
-                raise  # headers are out: the connection is cut, as the upstream's was
-            if not st.responding:
-                st.responding = True
-                await send(start)
-            await send({"type": "http.response.body", "body": b""})
+                raise ApiError(502, UPSTREAM_DOWN) from None
+            st.responding = True
+            try:
+                await self._send(send, start)
+                async for chunk in response.iter_body():
+                    await self._send(
+                        send, {"type": "http.response.body", "body": chunk, "more_body": True}
+                    )
+                    st.size += len(chunk)
+                await self._send(send, {"type": "http.response.body", "body": b""})
+            except SlowClient:
+                # Returning unfinished makes the server close the connection.
+                _warn_slow(route, st, scope)
         finally:
             response.close()
 
@@ -129,12 +145,33 @@ class Forward:
             response.close()
             self.metrics.sse_clients.dec()
 
+    async def _send(self, send: Send, message: Message) -> None:
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await send(message)
+        except TimeoutError:
+            raise SlowClient from None
+
     def _failed(self, route: Route, exc: UpstreamError) -> ApiError:
+        if isinstance(exc, UpstreamBusy):
+            self.metrics.upstream_call(route.name, "busy")
+            return ApiError(503, BUSY)
         if isinstance(exc, UpstreamTimeout):
             self.metrics.upstream_call(route.name, "timeout")
             return ApiError(504, UPSTREAM_TIMEOUT)
         self.metrics.upstream_call(route.name, "error")
         return ApiError(502, UPSTREAM_DOWN)
+
+
+def _warn_slow(route: Route, st: RequestState, scope: Scope) -> None:
+    fields = {
+        "msg": "client stopped reading; connection closed",
+        "route": route.name,
+        "path": scope["path"],
+        "client": st.client,
+        "sent": st.size,
+    }
+    logs.log.warning(fields["msg"], extra={"fields": fields})
 
 
 def _upstream_headers(scope: Scope, client: str) -> Headers:

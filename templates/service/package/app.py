@@ -97,6 +97,8 @@ class Gateway:
             max_connections=settings.max_connections,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.upstream_timeout,
+            deadline=settings.upstream_deadline,
+            pool_timeout=settings.pool_timeout,
         )
         self._health = Upstream(
             settings.pocketbase_url, max_connections=4, connect_timeout=2.0, read_timeout=2.0
