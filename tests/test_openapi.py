@@ -439,13 +439,14 @@ def test_update_takes_modifiers(postly: Doc) -> None:
     assert "gallery+" in body["content"]["multipart/form-data"]["encoding"]
 
 
-def test_update_names_are_distinct_as_identifiers(postly: Doc) -> None:
+def test_property_names_are_distinct_as_identifiers(postly: Doc, sample: Doc) -> None:
     """What client generators do to a property name (letters and digits, snake_case) leaves
     every property of every schema distinct."""
-    for name, schema in postly["components"]["schemas"].items():
-        props = schema.get("properties", {})
-        idents = {re.sub(r"[^a-z0-9]", "", key.lower()) for key in props}
-        assert len(idents) == len(props), name
+    for doc in (postly, sample):
+        for name, schema in doc["components"]["schemas"].items():
+            props = schema.get("properties", {})
+            idents = {re.sub(r"[^a-z0-9]", "", key.lower()) for key in props}
+            assert len(idents) == len(props), name
 
 
 def test_patterns_mirror_the_models() -> None:
