@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,10 @@ def test_operation_ids_and_paths(postly: Doc) -> None:
     ):
         assert shared in ids
     assert ids["getFile"] == ("get", "/api/files/{collection}/{recordId}/{filename}")
+    download = postly["paths"]["/api/files/{collection}/{recordId}/{filename}"]["get"]
+    # a concrete media type first (generators read it as bytes), then any type: PocketBase
+    # answers with the file's own
+    assert list(download["responses"]["200"]["content"]) == ["application/octet-stream", "*/*"]
 
 
 def test_list_parameters(postly: Doc) -> None:
@@ -370,13 +375,43 @@ def test_create_body_required_fields(postly: Doc) -> None:
     assert "oldPassword" in postly["components"]["schemas"]["UsersUpdate"]["properties"]
 
 
+def modifiers(schema: Doc) -> dict[str, Doc]:
+    """An Update schema's modifiers by key (``patternProperties``, one exact key each)."""
+    out: dict[str, Doc] = {}
+    for pattern, sub in schema.get("patternProperties", {}).items():
+        key = sub["x-pb-modifier"]["key"]
+        assert re.fullmatch(pattern, key) and not re.search(pattern, key + "x"), pattern
+        out[key] = sub
+    return out
+
+
 def test_update_takes_modifiers(postly: Doc) -> None:
+    """Plain fields are properties; `field+`/`+field`/`field-` are exact `patternProperties`
+    (property names that client generators would all call `field`)."""
     update = postly["components"]["schemas"]["PostsUpdate"]
     assert "required" not in update
+    keys = modifiers(update)
     for key in ("views+", "views-", "tags+", "+tags", "tags-", "coauthors-", "gallery-"):
-        assert key in update["properties"], key
-    assert "gallery+" in postly["components"]["schemas"]["PostsUpdateForm"]["properties"]
+        assert key in keys and key not in update["properties"], key
+    assert keys["tags+"]["x-pb-modifier"] == {"key": "tags+", "field": "tags", "op": "append"}
+    assert keys["+tags"]["x-pb-modifier"]["op"] == "prepend"
+    assert keys["views-"]["x-pb-modifier"]["op"] == "subtract"
+    assert keys["gallery-"]["description"] == "Filenames to remove from `gallery`."
+    form = postly["components"]["schemas"]["PostsUpdateForm"]
+    assert modifiers(form)["gallery+"]["items"] == {"type": "string", "format": "binary"}
     assert "id" not in update["properties"]
+    body = postly["paths"]["/api/collections/posts/records/{id}"]["patch"]["requestBody"]
+    assert "gallery+" in body["content"]["multipart/form-data"]["encoding"]
+
+
+def test_property_names_are_distinct_as_identifiers(postly: Doc, sample: Doc) -> None:
+    """What client generators do to a property name (letters and digits, snake_case) leaves
+    every property of every schema distinct."""
+    for doc in (postly, sample):
+        for name, schema in doc["components"]["schemas"].items():
+            props = schema.get("properties", {})
+            idents = {re.sub(r"[^a-z0-9]", "", key.lower()) for key in props}
+            assert len(idents) == len(props), name
 
 
 def test_patterns_mirror_the_models() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..ir.model import CollectionIR
 from .schemas import (
     JsonSchema,
+    body_keys,
     create_form_name,
     create_schema,
     has_form,
@@ -320,7 +321,7 @@ def _body(
     content: dict[str, Any] = {"application/json": {"schema": ref(json_schema)}}
     if has_form(c):
         form: dict[str, Any] = {"schema": ref(form_schema)}
-        keys = build(c, form=True)["properties"]
+        keys = body_keys(build(c, form=True))
         encoding = {
             key: {"contentType": ", ".join(f.source.mime_types)}
             for f in c.fields

@@ -255,18 +255,34 @@ def create_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
 
 
 def update_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
+    """The PATCH body: the plain fields as ``properties``, the modifiers as ``patternProperties``.
+
+    ``tags+``, ``+tags`` and ``tags-`` are keys of the same body on the wire, but client
+    generators name a property by its letters alone (all three would be ``tags``), and refuse
+    the schema. Each modifier is therefore a ``patternProperties`` entry matching exactly its
+    key, which JSON Schema validators apply like a property and generators leave to their
+    "additional properties" (``dict[str, Any]`` in Python, ``[key: string]: unknown`` in
+    TypeScript); ``x-pb-modifier`` names its field and operation.
+    """
     props: JsonSchema = {}
     for f in c.update_fields:
         assert f.update_annotation is not None
         props[f.name] = input_field(f, f.update_annotation, form=form)
+    modifiers: JsonSchema = {}
     by_name = {f.name: f for f in c.fields}
     for m in c.modifiers:
         src = by_name[m.field].source
         if form and src.type == "file" and src.multiple:
-            props[f"{m.field}+"] = _described(_upload(src), f"Uploads appended to `{m.field}`.")
-        props[m.key] = _described(_modifier(src, form=form), _modifier_note(m.key, src))
+            key = f"{m.field}+"
+            upload = _described(_upload(src), f"Uploads appended to `{m.field}`.")
+            modifiers[key_pattern(key)] = {**upload, MODIFIER_KEY: _modifier_ext(key, src)}
+        op = _modifier_op(m.key, src)
+        modifiers[key_pattern(m.key)] = {
+            **_described(_modifier(src, form=form), _modifier_note(op, src)),
+            MODIFIER_KEY: _modifier_ext(m.key, src),
+        }
     how = "multipart/form-data (files as parts)" if form else "JSON"
-    return {
+    schema: JsonSchema = {
         "type": "object",
         "description": (
             f"The {how} body of `PATCH {c.records_path}/{{id}}`: every key optional; "
@@ -274,6 +290,43 @@ def update_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
         ),
         "properties": props,
     }
+    if modifiers:
+        schema["description"] += (
+            " The modifier keys are listed under `patternProperties` (one exact key each, "
+            "`x-pb-modifier` tells field and operation)."
+        )
+        schema["patternProperties"] = modifiers
+        # Unknown keys are allowed anyway (the default, said out loud): generators then type
+        # the body as "fields plus any key" instead of making every field fit the modifiers.
+        schema["additionalProperties"] = True
+    return schema
+
+
+#: Extension on each modifier of an Update schema: ``{"key", "field", "op"}``.
+MODIFIER_KEY = "x-pb-modifier"
+
+
+def key_pattern(key: str) -> str:
+    """The ``patternProperties`` regex matching exactly ``key`` (field names are ``\\w+``)."""
+    return "^" + key.replace("+", "\\+") + "$"
+
+
+def body_keys(schema: JsonSchema) -> set[str]:
+    """The keys a body schema names: its properties and its modifiers."""
+    modifiers = schema.get("patternProperties", {}).values()
+    return {*schema["properties"], *(m[MODIFIER_KEY]["key"] for m in modifiers)}
+
+
+def _modifier_op(key: str, src: PBField) -> str:
+    if key.startswith("+"):
+        return "prepend"
+    if src.type == "number":
+        return "add" if key.endswith("+") else "subtract"
+    return "append" if key.endswith("+") else "remove"
+
+
+def _modifier_ext(key: str, src: PBField) -> JsonSchema:
+    return {"key": key, "field": src.name, "op": _modifier_op(key, src)}
 
 
 def _input_value(src: PBField) -> JsonSchema:
@@ -469,15 +522,12 @@ def _file_note(src: PBField, *, form: bool) -> str:
     return (note + " " if note else "") + "Uploads: " + "; ".join(limits) + "."
 
 
-def _modifier_note(key: str, src: PBField) -> str:
-    if key.startswith("+"):
-        return f"Prepends to `{src.name}`."
-    if src.type == "number":
-        return f"Adds to `{src.name}`." if key.endswith("+") else f"Subtracts from `{src.name}`."
-    if key.endswith("+"):
-        return f"Appends to `{src.name}`."
-    what = "Filenames" if src.type == "file" else "Values"
-    return f"{what} to remove from `{src.name}`."
+def _modifier_note(op: str, src: PBField) -> str:
+    if op == "remove":
+        what = "Filenames" if src.type == "file" else "Values"
+        return f"{what} to remove from `{src.name}`."
+    verb = {"prepend": "Prepends to", "add": "Adds to", "subtract": "Subtracts from"}
+    return f"{verb.get(op, 'Appends to')} `{src.name}`."
 
 
 def obj(description: str, props: JsonSchema, required: tuple[str, ...] = ()) -> JsonSchema:

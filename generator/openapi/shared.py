@@ -252,13 +252,16 @@ def _file_paths(collections: list[CollectionIR], tag: str) -> dict[str, Any]:
             "schema": {"type": "string"},
         },
     ]
+    file_bytes = {"schema": {"type": "string", "format": "binary"}}
     binary = {
-        "description": "The file (or its thumbnail), with PocketBase's caching headers.",
+        "description": "The file (or its thumbnail), with PocketBase's caching headers. Its "
+        "`Content-Type` is the file's own (`image/png`...; `application/octet-stream` when "
+        "unknown): any type, hence `*/*`, after the concrete one client generators read as bytes.",
         "headers": {
             "Content-Disposition": {"schema": {"type": "string"}},
             "Cache-Control": {"schema": {"type": "string"}},
         },
-        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {"application/octet-stream": file_bytes, "*/*": file_bytes},
     }
     return {
         "/api/files/token": {

@@ -6,11 +6,13 @@
 * ``target``: parametrised over ``pocketbase`` (the control: every client flow must pass
   against PocketBase itself) and ``gateway``; the base URL of the one under test.
 * ``node`` / ``js_sdk_dir``: the Node executable and ``tests/sdk/js`` with its ``node_modules``
-  (installed with ``npm ci`` from the committed lockfile when missing).
+  (installed with ``npm ci`` from the committed lockfile when a package of ``package.json`` is
+  missing).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -69,8 +71,10 @@ def node() -> str:
 
 @pytest.fixture(scope="session")
 def js_sdk_dir() -> Path:
-    """``tests/sdk/js`` with ``node_modules`` (``npm ci`` from the lockfile when missing)."""
-    if not (JS_DIR / "node_modules" / "pocketbase" / "package.json").is_file():
+    """``tests/sdk/js`` with ``node_modules`` (``npm ci`` from the lockfile when one is missing)."""
+    manifest = json.loads((JS_DIR / "package.json").read_text("utf-8"))
+    wanted = {**manifest.get("dependencies", {}), **manifest.get("devDependencies", {})}
+    if not all((JS_DIR / "node_modules" / name / "package.json").is_file() for name in wanted):
         npm = shutil.which("npm")
         if npm is None:
             pytest.fail("tests/sdk/js/node_modules is missing and npm is not installed; "
