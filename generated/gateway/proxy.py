@@ -14,11 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
-
-import orjson
 
 from . import logs
+from .bodies import check_body, multipart_record, streams_multipart
 from .clientip import ClientIP
 from .errors import (
     BAD_REQUEST,
@@ -28,22 +26,15 @@ from .errors import (
     UPSTREAM_TIMEOUT,
     ApiError,
     envelope,
-    invalid,
 )
-from .files import MultipartReader, boundary_of, multipart_fields, upload_limit
+from .files import MultipartReader, upload_limit
+from .gorequest import multipart_boundary
 from .metrics import Metrics
-from .realtime import check_subscribe, relay
-from .routing import BATCH, REALTIME_CONNECT, REALTIME_SUBSCRIBE, Route, match
+from .realtime import relay
+from .routing import REALTIME_CONNECT, Route, check_raw_path, match
 from .settings import Settings
 from .upstream import Body, FileBody, Upstream, UpstreamError, UpstreamTimeout
-from .validation import (
-    check_batch_requests,
-    check_data,
-    check_json_body,
-    check_query,
-    form_data,
-    required_files,
-)
+from .validation import check_query
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -74,7 +65,6 @@ _DROP_REQUEST = frozenset(
 _DROP_RESPONSE = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"trailer", b"upgrade"}
 )
-_BODY_ROUTES = frozenset({"records.create", "records.update"})
 _STARTED = "hapta.response_started"
 
 
@@ -109,6 +99,7 @@ class Proxy:
         client = peer
         try:
             route = match(method, scope["path"])
+            check_raw_path(scope.get("raw_path"))
             route_name = route.name
             client = self.client_ip.resolve(peer, _header(scope, b"x-forwarded-for"))
             # Rate limits and the cache will answer here, before anything is read or checked.
@@ -158,29 +149,15 @@ class Proxy:
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return b""
         content_type = _header(scope, b"content-type") or b""
-        spec = route.collection
-        if route.name in _BODY_ROUTES and spec is not None:
-            boundary = boundary_of(content_type)
-            if boundary is not None:
-                return await self._multipart(route, receive, boundary)
+        if streams_multipart(route, content_type):
+            return await self._multipart(route, scope, receive, multipart_boundary(content_type))
         raw = await _read(receive, self.settings.max_body_size)
-        if route.name in _BODY_ROUTES and spec is not None:
-            if content_type.startswith(b"application/x-www-form-urlencoded"):
-                pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
-                data = form_data(spec, pairs)
-                check_data(route.name, spec, data)
-                required_files(route.name, spec, data.keys())
-            else:
-                check_json_body(route.name, spec, raw)
-                if route.name == "records.create":
-                    required_files(route.name, spec, _json_keys(raw))
-        elif route is BATCH:
-            _check_batch(raw, content_type)
-        elif route is REALTIME_SUBSCRIBE:
-            check_subscribe(raw, content_type)
+        check_body(route, content_type, raw, scope["query_string"])
         return raw
 
-    async def _multipart(self, route: Route, receive: Receive, boundary: bytes) -> Body:
+    async def _multipart(
+        self, route: Route, scope: Scope, receive: Receive, boundary: bytes
+    ) -> Body:
         spec = route.collection
         assert spec is not None
         reader = MultipartReader(
@@ -193,16 +170,11 @@ class Proxy:
         try:
             async for chunk in _chunks(receive):
                 reader.feed(chunk)
-            parsed = reader.finish()
-            data = form_data(spec, parsed.fields)
-            check_data(route.name, spec, data)
-            required_files(
-                route.name, spec, {*data.keys(), *(u.key.strip("+") for u in parsed.uploads)}
-            )
+            multipart_record(route.name, spec, reader.finish(), scope["query_string"])
         except BaseException:
             reader.body.close()
             raise
-        return FileBody(parsed.spool, parsed.length)
+        return FileBody(reader.body.spool, reader.body.length)
 
     # ------------------------------------------------------------------ upstream
 
@@ -343,40 +315,3 @@ async def _send_error(send: Send, exc: ApiError) -> int:
     await send({"type": "http.response.start", "status": exc.status, "headers": JSON_HEADERS})
     await send({"type": "http.response.body", "body": body})
     return len(body)
-
-
-def _json_keys(raw: bytes) -> set[str]:
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        return set()
-    return set(data) if isinstance(data, dict) else set()
-
-
-def _check_batch(raw: bytes, content_type: bytes) -> None:
-    """Each sub-request of ``/api/batch`` must be a record write to an exposed collection with
-    a valid body; failures use PocketBase's batch envelope (``data.requests.<i>``)."""
-    if boundary_of(content_type) is not None:
-        payload = _multipart_json_payload(raw, content_type)
-    else:
-        try:
-            payload = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError:
-            raise ApiError(400, BAD_REQUEST) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("requests"), list):
-        raise invalid(
-            "Batch transaction failed.", "requests", "validation_required", "Cannot be blank."
-        )
-    check_batch_requests(payload["requests"])
-
-
-def _multipart_json_payload(raw: bytes, content_type: bytes) -> Any:
-    boundary = boundary_of(content_type)
-    assert boundary is not None
-    for name, value in multipart_fields(raw, boundary):
-        if name == "@jsonPayload":
-            try:
-                return orjson.loads(value)
-            except orjson.JSONDecodeError:
-                raise ApiError(400, BAD_REQUEST) from None
-    return {}
