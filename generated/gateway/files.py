@@ -9,16 +9,20 @@ check has passed, so PocketBase receives exactly what the client sent.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from .errors import ApiError, field_error
+from .errors import BAD_REQUEST, ApiError, field_error
 from .spec import CollectionSpec, FieldSpec
 
 _SNIFF_BYTES = 512
+#: RFC 2231 parameters (``name*=UTF-8''%40jsonPayload``, ``filename*0=``): Go decodes them into
+#: the part's name, this parser does not; such a part could be read two ways, so it is refused.
+_EXTENDED_PARAMETER = re.compile(rb"\*\s*=|\*[0-9]")
 _SPOOL = 1024 * 1024
 _MESSAGES = {
     "records.create": "Failed to create record.",
@@ -157,6 +161,9 @@ class MultipartReader:
         self._hname = self._hvalue = b""
 
     def _headers_finished(self) -> None:
+        if _EXTENDED_PARAMETER.search(self._disposition) and self.error is None:
+            self.error = ApiError(400, BAD_REQUEST)
+            return
         _, options = parse_options_header(self._disposition)
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")

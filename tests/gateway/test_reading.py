@@ -384,3 +384,41 @@ def test_record_body_is_read_by_its_declared_type(pb: httpx.Client, gw: httpx.Cl
 def test_form_body_go_cannot_parse(pb: httpx.Client, gw: httpx.Client, tokens: dict[str, str], cleanup: list[str], body: str) -> None:
     pb_resp, gw_resp = _create_both(pb, gw, tokens, cleanup, POSTS, body + "&author=" + USER_IDS["alice"], FORM)
     same(pb_resp, gw_resp)
+
+
+def test_batch_payload_named_the_rfc2231_way_is_refused(pb: httpx.Client, tokens: dict[str, str], xgw_process: GatewayProcess, xgw: httpx.Client) -> None:
+    """Go decodes ``name*=UTF-8''%40jsonPayload`` into a second payload; the gateway's parser
+    would not see it, so such a part is refused."""
+    valid = {"title": "a valid title", "author": USER_IDS["alice"], "status": "draft"}
+    safe = json.dumps({"requests": [{"method": "POST", "url": POSTS, "body": valid}]})
+    hidden = json.dumps({"requests": [like_item()]})
+    body = (
+        f'--RdB\r\nContent-Disposition: form-data; name="@jsonPayload"\r\n\r\n{safe}\r\n'
+        f"--RdB\r\nContent-Disposition: form-data; name*=UTF-8''%40jsonPayload\r\n\r\n{hidden}\r\n--RdB--\r\n"
+    ).encode()
+    headers = {"Content-Type": "multipart/form-data; boundary=RdB"}
+    assert pb_batch_reached_likes(pb.post("/api/batch", content=body, headers={**headers, **auth(tokens["superuser"])}))
+    refused(xgw_process, xgw, "POST", "/api/batch", content=body, headers=headers)
+
+
+def test_record_field_named_the_rfc2231_way_is_refused(pb: httpx.Client, gw: httpx.Client, gateway: GatewayProcess, tokens: dict[str, str]) -> None:
+    """PocketBase reads ``name*=UTF-8''rating`` as ``rating`` (here out of bounds)."""
+    visible, ctype = multipart([("title", "a valid title"), ("author", USER_IDS["alice"]), ("status", "draft")], "RdB")
+    body = visible.replace(b"--RdB--", b"--RdB\r\nContent-Disposition: form-data; name*=UTF-8''rating\r\n\r\n99\r\n--RdB--")
+    headers = {"Content-Type": ctype, **auth(tokens["alice"])}
+    resp = pb.post(POSTS, content=body, headers=headers)
+    assert resp.status_code == 400 and resp.json()["data"]["rating"]["code"] == "validation_max_number_constraint"
+    refused(gateway, gw, "POST", POSTS, content=body, headers=headers)
+
+
+def test_pocketbase_uses_the_first_of_repeated_parameters(pb: httpx.Client, gw: httpx.Client) -> None:
+    """Go's ``Values.Get``: the first ``filter`` (the gateway checks every one, forwards all)."""
+    query = 'filter=title%3D%22none%20such%22&filter=title%21%3D%22%22'
+    pb_resp = pb.get(f"{POSTS}?{query}")
+    assert pb_resp.status_code == 200 and pb_resp.json()["totalItems"] == 0
+    same(pb_resp, gw.get(f"{POSTS}?{query}"))
+
+
+def test_empty_batch_is_read_alike(pb: httpx.Client, gw: httpx.Client, tokens: dict[str, str]) -> None:
+    for body in ({"requests": []}, {}):
+        same(pb.post("/api/batch", json=body, headers=auth(tokens["alice"])), gw.post("/api/batch", json=body, headers=auth(tokens["alice"])))

@@ -163,7 +163,8 @@ def strict_json(raw: bytes | str, *, fold: bool) -> Any:
         raise Unreadable(name)
 
     try:
-        return json.loads(raw, object_pairs_hook=pairs_hook, parse_constant=no_constant)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw  # Go reads UTF-8 only
+        return json.loads(text, object_pairs_hook=pairs_hook, parse_constant=no_constant)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, Unreadable
         raise Unreadable("not JSON") from None
 
