@@ -34,14 +34,18 @@ FORM = "application/x-www-form-urlencoded"
 BACK_FILTER = 'likes_via_post.user ?= "usr000000000001"'
 
 
+def excluding(gw_pb: PocketBaseServer, out: Path, names: list[str]) -> GatewayProcess:
+    """A gateway built from the postly schema with ``names`` excluded, started in ``out``."""
+    result = generate(load_file(SCHEMA), config_from_dict({"exclude": names}))
+    assert result.ok, result.errors
+    write(result.files, out)
+    return GatewayProcess(gw_pb.url, tmp=out, cwd=out).start()
+
+
 @pytest.fixture(scope="module")
 def xgw_process(gw_pb: PocketBaseServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """The gateway built with ``likes`` and ``audit_log`` excluded."""
-    out = tmp_path_factory.mktemp("excluded")
-    result = generate(load_file(SCHEMA), config_from_dict({"exclude": EXCLUDED}))
-    assert result.ok, result.errors
-    write(result.files, out)
-    process = GatewayProcess(gw_pb.url, tmp=out, cwd=out).start()
+    process = excluding(gw_pb, tmp_path_factory.mktemp("excluded"), EXCLUDED)
     yield process
     process.stop()
 
@@ -245,6 +249,26 @@ def test_pocketbase_filters_by_the_back_relation(pb: httpx.Client) -> None:
     everyone = pb.get(POSTS).json()["totalItems"]
     liked = pb.get(POSTS, params={"filter": BACK_FILTER})
     assert liked.status_code == 200 and 0 < liked.json()["totalItems"] <= everyone
+
+
+def test_paths_through_a_relation_to_an_excluded_collection_are_refused(
+    gw_pb: PocketBaseServer, pb: httpx.Client, tmp_path: Path
+) -> None:
+    """With ``posts`` excluded, ``comments.post`` leads out of the exposed collections."""
+    comments = "/api/collections/comments/records"
+    through = {"filter": 'post.title != ""'}
+    resp = pb.get(comments, params=through)
+    assert resp.status_code == 200 and resp.json()["totalItems"] > 0  # PocketBase reads posts
+    process = excluding(gw_pb, tmp_path, ["posts"])
+    try:
+        with httpx.Client(base_url=process.url, timeout=30) as client:
+            for params in (through, {"filter": '@request.auth.id != "" && post.author.name ?= "x"'},
+                           {"sort": "post.title"}, {"expand": "post"}):
+                refused(process, client, "GET", comments, params=params)
+            kept = client.get(comments, params={"filter": 'post != ""'})  # the id alone stays readable
+            assert kept.status_code == 200 and kept.json()["totalItems"] > 0
+    finally:
+        process.stop()
 
 
 @pytest.mark.parametrize(
