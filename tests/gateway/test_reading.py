@@ -446,3 +446,14 @@ def test_pocketbase_uses_the_first_of_repeated_parameters(pb: httpx.Client, gw: 
 def test_empty_batch_is_read_alike(pb: httpx.Client, gw: httpx.Client, tokens: dict[str, str]) -> None:
     for body in ({"requests": []}, {}):
         same(pb.post("/api/batch", json=body, headers=auth(tokens["alice"])), gw.post("/api/batch", json=body, headers=auth(tokens["alice"])))
+
+
+def test_batch_url_query_is_part_of_the_item_body(pb: httpx.Client, gw: httpx.Client, gateway: GatewayProcess, tokens: dict[str, str]) -> None:
+    """PocketBase runs each item as a multipart request: ``?status=bogus`` is a body field."""
+    item = {"method": "POST", "url": POSTS + "?status=bogus", "body": {"title": "a valid title", "author": USER_IDS["alice"]}}
+    body = {"requests": [item]}
+    pb_resp = pb.post("/api/batch", json=body, headers=auth(tokens["alice"]))
+    assert pb_resp.json()["data"]["requests"]["0"]["response"]["data"]["status"]["code"] == "validation_invalid_value"
+    before = gateway.upstream_calls()
+    same(pb_resp, gw.post("/api/batch", json=body, headers=auth(tokens["alice"])))
+    assert gateway.upstream_calls() == before

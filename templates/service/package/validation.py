@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from .catalog import BY_NAME, COLLECTIONS
 from .errors import BAD_REQUEST, NOT_FOUND, ApiError, field_error, invalid
-from .gorequest import payload, query_pairs
+from .gorequest import payload, query_pairs, url_form_pairs
 from .routing import match
 from .spec import CollectionSpec, FieldSpec
 
@@ -444,8 +444,11 @@ def check_batch_requests(requests: list[Any]) -> None:
             if not isinstance(item, dict):
                 raise ApiError(400, BAD_REQUEST)
             method = str(item.get("method", "")).upper()
-            url = urlsplit(str(item.get("url", "")))
-            if not url.path.startswith("/api/") or _ENCODED_SEPARATOR.search(url.path):
+            raw_url = str(item.get("url", ""))
+            url = urlsplit(raw_url)
+            # PocketBase matches the raw URL (``^/api/collections/<name>/records...``, no
+            # decoding, no fragment): anything this split could read otherwise is refused
+            if not raw_url.startswith("/api/") or "#" in raw_url or _ENCODED_SEPARATOR.search(url.path):
                 raise ApiError(404, NOT_FOUND)
             upsert = method == "PUT"
             route = match("POST" if upsert else method, url.path)
@@ -457,8 +460,12 @@ def check_batch_requests(requests: list[Any]) -> None:
             if url.query:
                 check_query(route.name, route.collection, url.query.encode())
             body = item.get("body")
-            if route.name != "records.delete" and isinstance(body, dict):
-                check_data("records.update" if upsert else route.name, route.collection, body)
+            if route.name != "records.delete" and (body is None or isinstance(body, dict)):
+                # PocketBase runs the item as a multipart request: the URL's query parameters
+                # are form fields too, with the body (its ``@jsonPayload``) over them
+                data = form_data(route.collection, url_form_pairs(url.query.encode()))
+                data.update(body or {})
+                check_data("records.update" if upsert else route.name, route.collection, data)
         except ApiError as exc:
             response = {"data": exc.data, "message": exc.message, "status": exc.status}
             failure = field_error("batch_request_failed", "Batch request failed.")
