@@ -18,8 +18,10 @@ values PocketBase will use, and refuses what it cannot read the same way.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from .errors import BAD_REQUEST, ApiError
 from .files import boundary_of, multipart_fields
@@ -30,7 +32,7 @@ MULTIPART = "multipart"
 XML = "xml"
 OTHER = "other"
 PAYLOAD = "@jsonPayload"
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 class Unreadable(ValueError):
@@ -65,22 +67,12 @@ def first(pairs: Iterable[tuple[str, str]], key: str) -> str:
 
 
 def _unescape(part: bytes) -> str:
+    """``url.QueryUnescape``: ``+`` is a space, ``%XX`` a byte, any other ``%`` an error."""
     if b"%" not in part and b"+" not in part:
         return part.decode("utf-8", "replace")
-    out = bytearray()
-    i = 0
-    n = len(part)
-    while i < n:
-        c = part[i]
-        if c == 0x25:  # %
-            if i + 2 >= n or part[i + 1] not in _HEX or part[i + 2] not in _HEX:
-                raise Unreadable("bad escape")
-            out.append(int(part[i + 1 : i + 3], 16))
-            i += 3
-            continue
-        out.append(0x20 if c == 0x2B else c)
-        i += 1
-    return out.decode("utf-8", "replace")
+    if _BAD_ESCAPE.search(part):
+        raise Unreadable("bad escape")
+    return unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8", "replace")
 
 
 # ----------------------------------------------------------------------------- bodies
