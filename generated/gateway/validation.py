@@ -449,7 +449,11 @@ def check_batch_requests(requests: list[Any]) -> None:
             url = urlsplit(raw_url)
             # PocketBase matches the raw URL (``^/api/collections/<name>/records...``, no
             # decoding, no fragment): anything this split could read otherwise is refused
-            if not raw_url.startswith("/api/") or "#" in raw_url or _ENCODED_SEPARATOR.search(url.path):
+            if (
+                not raw_url.startswith("/api/")
+                or "#" in raw_url
+                or _ENCODED_SEPARATOR.search(url.path)
+            ):
                 raise ApiError(404, NOT_FOUND)
             upsert = method == "PUT"
             route = match("POST" if upsert else method, url.path)
