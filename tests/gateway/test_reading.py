@@ -457,3 +457,40 @@ def test_batch_url_query_is_part_of_the_item_body(pb: httpx.Client, gw: httpx.Cl
     before = gateway.upstream_calls()
     same(pb_resp, gw.post("/api/batch", json=body, headers=auth(tokens["alice"])))
     assert gateway.upstream_calls() == before
+
+
+PART_TRICKS = {
+    "empty file name": ['Content-Disposition: form-data; name="@jsonPayload"; filename=""'],
+    "two dispositions": ['Content-Disposition: form-data; name="@jsonPayload"', 'Content-Disposition: form-data; name="x"'],
+    "quoted-printable": ['Content-Disposition: form-data; name="@jsonPayload"', "Content-Transfer-Encoding: quoted-printable"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PART_TRICKS))
+def test_batch_payload_part_headers_read_as_go_reads_them(pb: httpx.Client, tokens: dict[str, str], xgw_process: GatewayProcess, xgw: httpx.Client, name: str) -> None:
+    """Go reads each of these parts as a second ``@jsonPayload`` (a plain value despite the
+    empty file name; the first disposition; the quoted-printable text decoded)."""
+    valid = {"title": "a valid title", "author": USER_IDS["alice"], "status": "draft"}
+    safe = json.dumps({"requests": [{"method": "POST", "url": POSTS, "body": valid}]})
+    hidden = json.dumps({"requests": [like_item()]})
+    if name == "quoted-printable":
+        hidden = hidden.replace("{", "=7B")
+    headers_lines = "".join(line + "\r\n" for line in PART_TRICKS[name])
+    body = (
+        f'--RdB\r\nContent-Disposition: form-data; name="@jsonPayload"\r\n\r\n{safe}\r\n'
+        f"--RdB\r\n{headers_lines}\r\n{hidden}\r\n--RdB--\r\n"
+    ).encode()
+    headers = {"Content-Type": "multipart/form-data; boundary=RdB"}
+    assert pb_batch_reached_likes(pb.post("/api/batch", content=body, headers={**headers, **auth(tokens["superuser"])}))
+    refused(xgw_process, xgw, "POST", "/api/batch", content=body, headers=headers)
+
+
+def test_binary_transfer_encoding_is_still_read(pb: httpx.Client, gw: httpx.Client, tokens: dict[str, str], cleanup: list[str]) -> None:
+    """Only quoted-printable changes Go's reading: other declared encodings pass as before."""
+    fields = [("title", "a valid title"), ("author", USER_IDS["alice"]), ("status", "draft")]
+    body = b"".join(
+        f'--RdB\r\nContent-Disposition: form-data; name="{k}"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields
+    ) + b"--RdB--\r\n"
+    pb_resp, gw_resp = _create_both(pb, gw, tokens, cleanup, POSTS, body, "multipart/form-data; boundary=RdB")
+    _same_record(pb_resp, gw_resp)

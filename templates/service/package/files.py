@@ -155,7 +155,17 @@ class MultipartReader:
         self._hvalue += data[start:end]
 
     def _header_end(self) -> None:
-        if self._hname.lower() == b"content-disposition":
+        name = self._hname.strip().lower()
+        # Go reads the first of two Content-Disposition headers and decodes a quoted-printable
+        # part; this parser would not: such a part could be read two ways, so it is refused
+        twice = name == b"content-disposition" and self._disposition
+        quoted = (
+            name == b"content-transfer-encoding"
+            and self._hvalue.strip().lower() == b"quoted-printable"
+        )
+        if (twice or quoted) and self.error is None:
+            self.error = ApiError(400, BAD_REQUEST)
+        elif name == b"content-disposition":
             self._disposition = self._hvalue
         self._hname = self._hvalue = b""
 
@@ -166,7 +176,7 @@ class MultipartReader:
         _, options = parse_options_header(self._disposition)
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
-        if filename is None:
+        if not filename:  # Go: no file name, even an empty one, makes a plain value
             return
         self._upload = Upload(self._name, filename.decode("utf-8", "replace"))
         base = self._name.strip("+")
