@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .errors import BAD_REQUEST, ApiError, field_error
@@ -129,12 +130,18 @@ class MultipartReader:
         if self.body.length > self.limit:
             raise ApiError(413, "Request entity too large.")
         self.body.spool.write(chunk)
-        self.parser.write(chunk)
+        try:
+            self.parser.write(chunk)
+        except MultipartParseError:  # malformed (or a preamble, folded headers): never guessed
+            raise ApiError(400, BAD_REQUEST) from None
         if self.error is not None:
             raise self.error
 
     def finish(self) -> MultipartBody:
-        self.parser.finalize()
+        try:
+            self.parser.finalize()
+        except MultipartParseError:
+            raise ApiError(400, BAD_REQUEST) from None
         if self.error is not None:
             raise self.error
         return self.body
