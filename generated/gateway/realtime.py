@@ -18,14 +18,24 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl
-
-import orjson
 
 from .asgi import Headers, Receive, Send
 from .catalog import BY_NAME
-from .errors import BAD_REQUEST, ApiError, field_error
-from .files import boundary_of, multipart_fields
+from .errors import BAD_REQUEST, ApiError, field_error, invalid
+from .gorequest import (
+    FORM,
+    JSON,
+    MULTIPART,
+    Unreadable,
+    body_kind,
+    canonical,
+    first,
+    form_pairs,
+    json_body,
+    payload,
+    query_pairs,
+    strict_json,
+)
 from .upstream import Response, UpstreamError
 from .validation import check_expand, check_filter
 
@@ -33,14 +43,17 @@ from .validation import check_expand, check_filter
 MAX_CLIENT_ID = 255
 MAX_TOPICS = 1000
 MAX_TOPIC = 2500
+_FORM_KEYS = ("clientId", "subscriptions")
+_OPTION_KEYS = ("query", "headers")
 
 
 # ----------------------------------------------------------------------------- POST
 
 
-def check_subscribe(raw: bytes, content_type: bytes) -> None:
-    """Raise a 400 in PocketBase's envelope unless PocketBase may have these subscriptions."""
-    client_id, topics = _form(raw, content_type)
+def check_subscribe(raw: bytes, content_type: bytes, query: bytes = b"") -> None:
+    """Raise a 400 in PocketBase's envelope unless PocketBase may have these subscriptions
+    (``query``: the URL's, part of a form body as PocketBase reads it)."""
+    client_id, topics = _form(raw, content_type, query)
     errors: dict[str, Any] = {}
     if not client_id:
         errors["clientId"] = field_error("validation_required", "Cannot be blank.")
@@ -66,43 +79,30 @@ def check_subscribe(raw: bytes, content_type: bytes) -> None:
         raise ApiError(400, BAD_REQUEST, errors)
 
 
-def _form(raw: bytes, content_type: bytes) -> tuple[str, list[str]]:
+def _form(raw: bytes, content_type: bytes, query: bytes) -> tuple[str, list[str]]:
     """``clientId`` and the topics, read as PocketBase binds the body (JSON or a form)."""
-    kind = content_type.split(b";", 1)[0].strip().lower()
-    if kind == b"application/json":
-        try:
-            data = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError:
-            raise ApiError(400, BAD_REQUEST) from None
-        return _fields(data)
-    if kind == b"application/x-www-form-urlencoded":
-        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
-    elif (boundary := boundary_of(content_type)) is not None:
-        try:
-            pairs = multipart_fields(raw, boundary)
-        except ApiError:
-            raise
-        except Exception:  # a malformed body: PocketBase cannot bind it either
-            raise ApiError(400, BAD_REQUEST) from None
-    else:
-        raise ApiError(400, BAD_REQUEST)  # PocketBase binds no other content type
-    client_id = next((v for k, v in pairs if k == "clientId"), "")
+    if not raw:
+        return "", []  # PocketBase binds nothing from an empty body
+    kind = body_kind(content_type)
+    if kind == JSON:
+        return _fields(json_body(raw, fold=True))
+    if kind not in (FORM, MULTIPART):
+        raise ApiError(400, BAD_REQUEST)  # PocketBase's XML binding is not read here: refused
+    pairs = form_pairs(kind, raw, content_type, query)
+    client_id = first(pairs, "clientId")
     topics = [v for k, v in pairs if k == "subscriptions"]
-    for key, value in pairs:
-        if key == "@jsonPayload":
-            try:
-                payload = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                raise ApiError(400, BAD_REQUEST) from None
-            more_id, more_topics = _fields(payload)
-            client_id = more_id or client_id
-            topics += more_topics
+    found = payload(pairs, fold=True)
+    if found is not None:
+        more_id, more_topics = _fields(found)
+        client_id = more_id or client_id
+        topics += more_topics
     return client_id, topics
 
 
 def _fields(data: Any) -> tuple[str, list[str]]:
     if not isinstance(data, dict):
         raise ApiError(400, BAD_REQUEST)
+    canonical(data, _FORM_KEYS)
     client_id = data.get("clientId")
     topics = data.get("subscriptions")
     if client_id is None:
@@ -131,36 +131,39 @@ def _topic_problem(topic: str) -> dict[str, Any] | None:
             f"The length must be no more than {MAX_TOPIC}.",
             {"max": MAX_TOPIC, "min": 0},
         )
-    path, _, query = topic.partition("?")
+    path, _, query = topic.partition("#")[0].partition("?")  # Go's url.Parse drops the fragment
     name = path.split("/", 1)[0]
     spec = BY_NAME.get(name)
     if spec is None:
         return field_error(
             "validation_invalid_collection", f"Unknown collection {name!r}.", {"value": name}
         )
-    options = _options(query)
     try:
+        options = _options(query)
         if isinstance(expand := options.get("expand"), str):
             check_expand(spec, expand)
         if isinstance(filter_ := options.get("filter"), str):
             check_filter(filter_)
     except ApiError as exc:
-        return next(iter(exc.data.values()))  # type: ignore[no-any-return]
+        fallback = field_error("validation_invalid_value", "Invalid options.")
+        found: dict[str, Any] = next(iter(exc.data.values()), fallback)
+        return found
     return None
 
 
 def _options(query: str) -> dict[str, Any]:
-    """The ``query`` of a topic's ``?options=`` (``{}`` when absent or unreadable: PocketBase
-    then subscribes without options)."""
-    if not query:
-        return {}
-    raw = parse_qs(query).get("options")
+    """The ``query`` of a topic's ``?options=`` (Go's ``Get``: the first ``options`` pair Go can
+    read), ``{}`` without one; options that could be read two ways are a 400."""
+    raw = first(query_pairs(query.encode()), "options")
     if not raw:
         return {}
     try:
-        options = orjson.loads(raw[0])
-    except orjson.JSONDecodeError:
-        return {}
+        options = strict_json(raw, fold=True)
+    except Unreadable:
+        raise invalid(
+            BAD_REQUEST, "options", "validation_invalid_json", "Must be valid JSON."
+        ) from None
+    canonical(options, _OPTION_KEYS)
     found = options.get("query") if isinstance(options, dict) else None
     return found if isinstance(found, dict) else {}
 

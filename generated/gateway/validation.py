@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from .catalog import BY_NAME
+from .catalog import BY_NAME, COLLECTIONS
 from .errors import BAD_REQUEST, NOT_FOUND, ApiError, field_error, invalid
+from .gorequest import payload, query_pairs, url_form_pairs
 from .routing import match
 from .spec import CollectionSpec, FieldSpec
 
@@ -29,6 +30,13 @@ MAX_FILTER_LENGTH = 3500
 _SORT_SPECIAL = frozenset({"@random", "@rowid"})
 _MODIFIERS = frozenset({"lower", "length", "each"})
 _COLLECTION_REF = re.compile(r"@collection\.([A-Za-z0-9_]+)")
+_WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")  # Go's \w
+_PATH = re.compile(r"[A-Za-z0-9_@#.:]+")
+_ENCODED_SEPARATOR = re.compile(r"%(2[fFeE]|5[cC])")
+#: Relation fields that lead out of the exposed collections: a path may not go through them.
+_OUTWARD = frozenset(
+    f.name for c in COLLECTIONS for f in c.fields if f.type == "relation" and f.target is None
+)
 _FAILED = {
     "records.create": "Failed to create record.",
     "records.update": "Failed to update record.",
@@ -40,8 +48,8 @@ _FAILED = {
 
 def check_query(route_name: str, spec: CollectionSpec | None, query_string: bytes) -> None:
     """Raise a 400 naming the parameter when the query cannot be right for this collection."""
-    params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    for key, value in params:
+    for key, value in query_pairs(query_string):  # as PocketBase's Go reads them
+
         if key == "page":
             _int_param(key, value, 1, None)
         elif key == "perPage":
@@ -117,13 +125,17 @@ def _field_path(spec: CollectionSpec, path: str) -> str:
             if last:
                 return f"{segment!r} is a back-relation; name one of its fields."
             current = BY_NAME.get(back.target)
+            if current is None:
+                return f"Unknown field {segment!r}."
             continue
         if last:
             return ""
         if field.type in ("json", "geoPoint"):
             return ""  # any path inside the value
-        if field.type == "relation" and field.target is not None:
-            current = BY_NAME.get(field.target)
+        if field.type == "relation":
+            current = BY_NAME.get(field.target or "")
+            if current is None:
+                return f"{segment!r} leads to a collection that is not exposed."
             continue
         return f"{segment!r} has no fields to sort by."
     return ""
@@ -166,7 +178,7 @@ def check_filter(value: str) -> None:
             "validation_max_text_constraint",
             f"Must be less than {MAX_FILTER_LENGTH} character(s).",
         )
-    for name in _COLLECTION_REF.findall(value):
+    for name in _collections_named(value):
         if name not in BY_NAME:
             raise invalid(
                 BAD_REQUEST,
@@ -175,6 +187,31 @@ def check_filter(value: str) -> None:
                 f"Unknown collection {name!r}.",
                 value=name,
             )
+    for path in _PATH.findall(value):
+        through = [s.partition(":")[0] for s in path.split(".")[:-1]]
+        for segment in through:
+            if segment in _OUTWARD:
+                raise invalid(
+                    BAD_REQUEST,
+                    "filter",
+                    "validation_invalid_collection",
+                    f"{segment!r} leads to a collection that is not exposed.",
+                    value=segment,
+                )
+
+
+def _collections_named(value: str) -> list[str]:
+    """Every collection a filter may name: ``@collection.<name>`` and the ``<name>`` of each
+    back-relation ``<name>_via_<field>`` (PocketBase: ``^(\\w+)_via_(\\w+)$`` on a segment),
+    read in the whole text, string literals included, so that no way of writing one is missed;
+    every ``_via_`` of a segment counts."""
+    names = _COLLECTION_REF.findall(value)
+    for via in re.finditer("_via_", value):
+        start = via.start()
+        while start > 0 and value[start - 1] in _WORD:
+            start -= 1
+        names.append(value[start : via.start()])
+    return names
 
 
 # ----------------------------------------------------------------------------- bodies
@@ -238,33 +275,30 @@ def _singles(spec: CollectionSpec, data: Any) -> Any:
 
 
 def form_data(spec: CollectionSpec, pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Multipart / urlencoded text fields → the dict the JSON body would have been.
+    """Form fields (``Request.Form``: multipart / urlencoded, with the URL's query) → the dict
+    the JSON body would have been, as PocketBase builds it: the plain fields first, then the
+    ``@jsonPayload`` object merged over them (two payloads: a 400).
 
-    Repeated keys make lists; ``@jsonPayload`` merges a JSON object; json and geoPoint values
-    are JSON text; an empty number or bool means "not given", as PocketBase reads it.
+    Repeated keys make lists; json and geoPoint values are JSON text; an empty number or bool
+    means "not given", as PocketBase reads it.
     """
-    data: dict[str, Any] = {}
+    plain: dict[str, list[str]] = {}
     for key, value in pairs:
-        if key == "@jsonPayload":
-            try:
-                payload = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                raise invalid(
-                    BAD_REQUEST, "@jsonPayload", "validation_invalid_json", "Must be valid JSON."
-                ) from None
-            if isinstance(payload, dict):
-                data.update(payload)
-            continue
-        data.setdefault(key, []).append(value)
+        if key != "@jsonPayload":
+            plain.setdefault(key, []).append(value)
     out: dict[str, Any] = {}
-    for key, value in data.items():
-        if not isinstance(value, list) or key.startswith("@"):
-            out[key] = value
+    for key, values in plain.items():
+        if key.startswith("@"):
+            out[key] = values[0] if len(values) == 1 else values
             continue
-        name = key.strip("+-")
-        field = spec.field_by_name.get(name)
-        out[key] = _form_value(field, key, value)
-    return {k: v for k, v in out.items() if v is not _SKIP}
+        field = spec.field_by_name.get(key.strip("+-"))
+        value = _form_value(field, key, values)
+        if value is not _SKIP:
+            out[key] = value
+    found = payload(pairs, fold=False)
+    if found is not None:
+        out.update(found)
+    return out
 
 
 _SKIP = object()
@@ -411,8 +445,15 @@ def check_batch_requests(requests: list[Any]) -> None:
             if not isinstance(item, dict):
                 raise ApiError(400, BAD_REQUEST)
             method = str(item.get("method", "")).upper()
-            url = urlsplit(str(item.get("url", "")))
-            if not url.path.startswith("/api/"):
+            raw_url = str(item.get("url", ""))
+            url = urlsplit(raw_url)
+            # PocketBase matches the raw URL (``^/api/collections/<name>/records...``, no
+            # decoding, no fragment): anything this split could read otherwise is refused
+            if (
+                not raw_url.startswith("/api/")
+                or "#" in raw_url
+                or _ENCODED_SEPARATOR.search(url.path)
+            ):
                 raise ApiError(404, NOT_FOUND)
             upsert = method == "PUT"
             route = match("POST" if upsert else method, url.path)
@@ -424,8 +465,12 @@ def check_batch_requests(requests: list[Any]) -> None:
             if url.query:
                 check_query(route.name, route.collection, url.query.encode())
             body = item.get("body")
-            if route.name != "records.delete" and isinstance(body, dict):
-                check_data("records.update" if upsert else route.name, route.collection, body)
+            if route.name != "records.delete" and (body is None or isinstance(body, dict)):
+                # PocketBase runs the item as a multipart request: the URL's query parameters
+                # are form fields too, with the body (its ``@jsonPayload``) over them
+                data = form_data(route.collection, url_form_pairs(url.query.encode()))
+                data.update(body or {})
+                check_data("records.update" if upsert else route.name, route.collection, data)
         except ApiError as exc:
             response = {"data": exc.data, "message": exc.message, "status": exc.status}
             failure = field_error("batch_request_failed", "Batch request failed.")

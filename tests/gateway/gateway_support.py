@@ -31,10 +31,14 @@ _SSE_CLIENTS = re.compile(r"^hapta_sse_clients ([0-9.e+-]+)$", re.MULTILINE)
 
 
 class GatewayProcess:
-    """``python -m gateway`` on a free 127.0.0.1 port, run from ``generated/``."""
+    """``python -m gateway`` on a free 127.0.0.1 port, run from ``generated/`` (or ``cwd``: a
+    package built with another configuration)."""
 
-    def __init__(self, pocketbase_url: str, *, env: dict[str, str] | None = None, tmp: Path) -> None:
+    def __init__(
+        self, pocketbase_url: str, *, env: dict[str, str] | None = None, tmp: Path, cwd: Path = GENERATED
+    ) -> None:
         self.pocketbase_url = pocketbase_url
+        self.cwd = cwd
         self.extra_env = env or {}
         self.port = free_port()
         self.log_path = tmp / f"gateway-{self.port}.log"
@@ -51,7 +55,7 @@ class GatewayProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=GENERATED, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         if wait:
             self.wait_ready()

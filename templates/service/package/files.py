@@ -8,16 +8,21 @@ check has passed, so PocketBase receives exactly what the client sent.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from .errors import ApiError, field_error
+from .errors import BAD_REQUEST, ApiError, field_error
 from .spec import CollectionSpec, FieldSpec
 
 _SNIFF_BYTES = 512
+#: RFC 2231 parameters (``name*=UTF-8''%40jsonPayload``, ``filename*0=``): Go decodes them into
+#: the part's name, this parser does not; such a part could be read two ways, so it is refused.
+_EXTENDED_PARAMETER = re.compile(rb"\*\s*=|\*[0-9]")
 _SPOOL = 1024 * 1024
 _MESSAGES = {
     "records.create": "Failed to create record.",
@@ -124,12 +129,18 @@ class MultipartReader:
         if self.body.length > self.limit:
             raise ApiError(413, "Request entity too large.")
         self.body.spool.write(chunk)
-        self.parser.write(chunk)
+        try:
+            self.parser.write(chunk)
+        except MultipartParseError:  # malformed (or a preamble, folded headers): never guessed
+            raise ApiError(400, BAD_REQUEST) from None
         if self.error is not None:
             raise self.error
 
     def finish(self) -> MultipartBody:
-        self.parser.finalize()
+        try:
+            self.parser.finalize()
+        except MultipartParseError:
+            raise ApiError(400, BAD_REQUEST) from None
         if self.error is not None:
             raise self.error
         return self.body
@@ -151,15 +162,28 @@ class MultipartReader:
         self._hvalue += data[start:end]
 
     def _header_end(self) -> None:
-        if self._hname.lower() == b"content-disposition":
+        name = self._hname.strip().lower()
+        # Go reads the first of two Content-Disposition headers and decodes a quoted-printable
+        # part; this parser would not: such a part could be read two ways, so it is refused
+        twice = name == b"content-disposition" and self._disposition
+        quoted = (
+            name == b"content-transfer-encoding"
+            and self._hvalue.strip().lower() == b"quoted-printable"
+        )
+        if (twice or quoted) and self.error is None:
+            self.error = ApiError(400, BAD_REQUEST)
+        elif name == b"content-disposition":
             self._disposition = self._hvalue
         self._hname = self._hvalue = b""
 
     def _headers_finished(self) -> None:
+        if _EXTENDED_PARAMETER.search(self._disposition) and self.error is None:
+            self.error = ApiError(400, BAD_REQUEST)
+            return
         _, options = parse_options_header(self._disposition)
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
-        if filename is None:
+        if not filename:  # Go: no file name, even an empty one, makes a plain value
             return
         self._upload = Upload(self._name, filename.decode("utf-8", "replace"))
         base = self._name.strip("+")

@@ -6,6 +6,7 @@ here and never reaches PocketBase. Collections may be named by name or id, as in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .catalog import BY_NAME
@@ -32,6 +33,7 @@ MISSING_COLLECTION = "Missing collection context."
 MISSING_FILE_COLLECTION = "Missing or invalid collection context."
 MISSING_AUTH_COLLECTION = "Missing or invalid auth collection context."
 _READ = ("GET", "HEAD", "OPTIONS")
+_ENCODED_SEPARATOR = re.compile(rb"%(2[fFeE]|5[cC])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,13 @@ def match(method: str, path: str) -> Route:
             method, ("GET", "POST"), REALTIME_SUBSCRIBE if method == "POST" else REALTIME_CONNECT
         )
     raise ApiError(404, NOT_FOUND)
+
+
+def check_raw_path(raw_path: bytes | None) -> None:
+    """404 for a path with an encoded ``/``, ``.`` or ``\\``: the server decodes it before
+    ``match`` sees the path, PocketBase's router would not split on it; never read it twice."""
+    if raw_path and _ENCODED_SEPARATOR.search(raw_path):
+        raise ApiError(404, NOT_FOUND)
 
 
 def _collection(key: str, missing: str) -> CollectionSpec:
