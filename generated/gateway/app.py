@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from . import logs
+from . import logs, offload
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
 from .metrics import Metrics
@@ -104,6 +104,7 @@ class Gateway:
         )
         self.ops = create_ops_app(self)
         await self._startup_checks(settings)
+        offload.configure(settings.check_workers)
         self.proxy = Proxy(settings, self.upstream, self.metrics, self.access_log)
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
@@ -144,6 +145,7 @@ class Gateway:
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()
+        offload.shutdown()
         if self.access_log is not None:
             self.access_log.flush()
         _info("gateway stopped")

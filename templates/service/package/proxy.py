@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
@@ -31,17 +30,18 @@ from .errors import (
 )
 from .files import MultipartReader, boundary_of, multipart_fields, upload_limit
 from .metrics import Metrics
+from .offload import run_checked
 from .realtime import check_subscribe, relay
 from .routing import BATCH, REALTIME_CONNECT, REALTIME_SUBSCRIBE, Route, match
 from .settings import Settings
+from .streams import StreamSlots
 from .upstream import Body, FileBody, Upstream, UpstreamError, UpstreamTimeout
 from .validation import (
     check_batch_requests,
-    check_data,
-    check_json_body,
+    check_form_fields,
+    check_form_record,
+    check_json_record,
     check_query,
-    form_data,
-    required_files,
 )
 
 Scope = MutableMapping[str, Any]
@@ -95,6 +95,7 @@ class Proxy:
         self.upstream = upstream
         self.metrics = metrics
         self.client_ip = ClientIP(settings.trusted_proxies)
+        self.streams = StreamSlots.from_settings(settings)
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,20 +164,16 @@ class Proxy:
             if boundary is not None:
                 return await self._multipart(route, receive, boundary)
         raw = await _read(receive, self.settings.max_body_size)
+        size = len(raw)  # large bodies are checked off the event loop (``offload``)
         if route.name in _BODY_ROUTES and spec is not None:
             if content_type.startswith(b"application/x-www-form-urlencoded"):
-                pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
-                data = form_data(spec, pairs)
-                check_data(route.name, spec, data)
-                required_files(route.name, spec, data.keys())
+                await run_checked(check_form_record, route.name, spec, raw, size=size)
             else:
-                check_json_body(route.name, spec, raw)
-                if route.name == "records.create":
-                    required_files(route.name, spec, _json_keys(raw))
+                await run_checked(check_json_record, route.name, spec, raw, size=size)
         elif route is BATCH:
-            _check_batch(raw, content_type)
+            await run_checked(_check_batch, raw, content_type, size=size)
         elif route is REALTIME_SUBSCRIBE:
-            check_subscribe(raw, content_type)
+            await run_checked(check_subscribe, raw, content_type, size=size)
         return raw
 
     async def _multipart(self, route: Route, receive: Receive, boundary: bytes) -> Body:
@@ -193,10 +190,10 @@ class Proxy:
             async for chunk in _chunks(receive):
                 reader.feed(chunk)
             parsed = reader.finish()
-            data = form_data(spec, parsed.fields)
-            check_data(route.name, spec, data)
-            required_files(
-                route.name, spec, {*data.keys(), *(u.key.strip("+") for u in parsed.uploads)}
+            uploads = [u.key.strip("+") for u in parsed.uploads]
+            text_size = parsed.length - sum(u.size for u in parsed.uploads)
+            await run_checked(
+                check_form_fields, route.name, spec, parsed.fields, uploads, size=text_size
             )
         except BaseException:
             reader.body.close()
@@ -266,21 +263,22 @@ class Proxy:
         self, route: Route, scope: Scope, receive: Receive, send: Send, client: str
     ) -> tuple[int, int]:
         """A realtime stream on an upstream connection of its own (see ``realtime``)."""
-        try:
-            response = await self.upstream.stream(
-                "GET", _target(scope), _upstream_headers(scope, client)
-            )
-        except UpstreamError as exc:
-            raise self._upstream_failed(route, exc) from None
-        self.metrics.upstream_call(route.name, response.status)
-        self.metrics.sse_clients.inc()
-        try:
-            out_headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
-            scope[_STARTED] = True
-            return response.status, await relay(response, out_headers, receive, send)
-        finally:
-            response.close()
-            self.metrics.sse_clients.dec()
+        with self.streams.slot(client):  # 429 / 503 past the bounds, before PocketBase is asked
+            try:
+                response = await self.upstream.stream(
+                    "GET", _target(scope), _upstream_headers(scope, client)
+                )
+            except UpstreamError as exc:
+                raise self._upstream_failed(route, exc) from None
+            self.metrics.upstream_call(route.name, response.status)
+            self.metrics.sse_clients.inc()
+            try:
+                out_headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+                scope[_STARTED] = True
+                return response.status, await relay(response, out_headers, receive, send)
+            finally:
+                response.close()
+                self.metrics.sse_clients.dec()
 
     def _upstream_failed(self, route: Route, exc: UpstreamError) -> ApiError:
         if isinstance(exc, UpstreamTimeout):
@@ -342,14 +340,6 @@ async def _send_error(send: Send, exc: ApiError) -> int:
     await send({"type": "http.response.start", "status": exc.status, "headers": JSON_HEADERS})
     await send({"type": "http.response.body", "body": body})
     return len(body)
-
-
-def _json_keys(raw: bytes) -> set[str]:
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        return set()
-    return set(data) if isinstance(data, dict) else set()
 
 
 def _check_batch(raw: bytes, content_type: bytes) -> None:

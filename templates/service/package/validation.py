@@ -204,6 +204,36 @@ def check_json_body(route_name: str, spec: CollectionSpec, raw: bytes) -> None:
         check_data(route_name, spec, single)
 
 
+def check_json_record(route_name: str, spec: CollectionSpec, raw: bytes) -> None:
+    """A JSON record body, whole: its fields, and on create every required file field."""
+    check_json_body(route_name, spec, raw)
+    if route_name == "records.create":
+        required_files(route_name, spec, _json_keys(raw))
+
+
+def check_form_record(route_name: str, spec: CollectionSpec, raw: bytes) -> None:
+    """A url-encoded record body, whole (decoded as PocketBase decodes it)."""
+    pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    check_form_fields(route_name, spec, pairs, ())
+
+
+def check_form_fields(
+    route_name: str, spec: CollectionSpec, pairs: list[tuple[str, str]], uploads: Any
+) -> None:
+    """The text fields of a form (and the keys of its uploads), checked as a record body."""
+    data = form_data(spec, pairs)
+    check_data(route_name, spec, data)
+    required_files(route_name, spec, {*data.keys(), *uploads})
+
+
+def _json_keys(raw: bytes) -> set[str]:
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return set()
+    return set(data) if isinstance(data, dict) else set()
+
+
 def check_data(route_name: str, spec: CollectionSpec, data: dict[str, Any]) -> None:
     """Validate an already-decoded body (multipart fields, ``@jsonPayload``, batch items)."""
     model = model_for(route_name, spec)
