@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 
+from . import logs
 from .errors import ApiError
 from .filelimit import budget, open_file_limit
 from .settings import Settings
@@ -33,12 +34,14 @@ class StreamSlots:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamSlots:
-        fit = budget(
-            open_file_limit(),
-            settings.max_connections,
-            settings.max_clients,
-            settings.max_streams,
-        )
+        files = open_file_limit()
+        fit = budget(files, settings.max_connections, settings.max_clients, settings.max_streams)
+        if (fit.clients, fit.streams) != (settings.max_clients, settings.max_streams):
+            msg = (
+                f"the open-file limit ({files}) allows {fit.clients} connections and "
+                f"{fit.streams} realtime streams: HAPTA_MAX_CLIENTS / HAPTA_MAX_STREAMS lowered"
+            )
+            logs.log.warning(msg, extra={"fields": {"msg": msg}})
         return cls(fit.streams, settings.max_streams_per_ip)
 
     def held(self, ip: str) -> int:
