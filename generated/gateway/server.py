@@ -35,7 +35,11 @@ from .settings import load_settings
 HEAD_TOO_LARGE = "Request header fields too large."
 URL_TOO_LONG = "Request URI too long."
 TOO_MANY_CLIENTS = "Too many connections, try again later."
-_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+_REASONS = {
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 #: Seconds a refused connection stays open, discarding what the client still sends, so that
 #: closing it does not reset the connection before the client has read the answer.
 LINGER = 1.0
@@ -81,6 +85,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             bounds = BoundedHttpToolsProtocol.bounds = bounds_from_settings()
         self._max_head, self._max_headers, self._max_clients = bounds
         self._head_open = False  # from the first byte of a request until its headers are in
+        self._began = False  # a request began in the read being parsed
         self._head_size = 0  # URL and header bytes of the current head, as the parser hands them
         self._head_seen = 0  # raw bytes of the current (unfinished) head
         self._header_count = 0
@@ -95,7 +100,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return  # lingering after a refusal: what the client still sends is dropped
         self._unset_keepalive_if_required()
-        open_before = self._head_open
+        self._began = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -114,8 +119,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._head_open:  # the head is still unfinished: everything since it began is head
-            self._head_seen = self._head_seen + len(data) if open_before else self._head_size
+        if self._head_open:  # still unfinished: all of this read is head, unless it began here
+            self._head_seen = self._head_size if self._began else self._head_seen + len(data)
             if self._head_seen > self._max_head:
                 self._refuse(431, HEAD_TOO_LARGE)
 
@@ -127,7 +132,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # -- parser callbacks (uvicorn's, plus the tallies)
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_open = True
+        self._head_open = self._began = True
         self._head_size = self._head_seen = self._header_count = 0
 
     def on_url(self, url: bytes) -> None:

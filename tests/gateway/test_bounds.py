@@ -159,6 +159,28 @@ def test_head_size_and_header_count_are_bounded(gw: httpx.Client) -> None:
     assert gw.get("/api/health").status_code == 200
 
 
+def test_pipelined_request_after_a_large_body_is_not_taken_for_a_large_head(
+    gw: httpx.Client,
+) -> None:
+    """Head bytes are counted per request: a second request sent right behind a 300 KiB body
+    (one write, read together with the body's end) is answered, not refused 431."""
+    body = b'{"title": "' + b"a" * 300_000 + b'"}'
+    first = (
+        b"POST /api/collections/posts/records HTTP/1.1\r\nHost: gw\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    second = b"GET /api/health HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+    sock = _connect(str(gw.base_url))
+    try:
+        sock.sendall(first + second)
+        answer = _read_response(sock)
+    finally:
+        sock.close()
+    lines = answer.split(b"\r\n")
+    statuses = [line.split(b" ")[1] for line in lines if line.startswith(b"HTTP/1.1 ")]
+    assert statuses == [b"400", b"200"], answer[:500]
+
+
 def test_connections_past_the_bound_get_503(gw_pb: PocketBaseServer, gw_tmp: Path) -> None:
     process = GatewayProcess(gw_pb.url, env={"HAPTA_MAX_CLIENTS": "3"}, tmp=gw_tmp).start()
     clients = [httpx.Client(base_url=process.url, timeout=10) for _ in range(3)]
