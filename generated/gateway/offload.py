@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -47,7 +50,12 @@ async def run_checked(fn: Callable[..., T], *args: Any, size: int) -> T:
         return fn(*args)
     global _pool
     if _pool is None:
-        _pool = ProcessPoolExecutor(_workers, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            _workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
     pool = _pool
     try:
         outcome = await asyncio.get_running_loop().run_in_executor(pool, _call, fn, args)
@@ -61,12 +69,13 @@ async def run_checked(fn: Callable[..., T], *args: Any, size: int) -> T:
     return outcome  # type: ignore[no-any-return]
 
 
-def shutdown() -> None:
-    """Stop the workers (the gateway's shutdown; a next use starts them again)."""
+async def shutdown() -> None:
+    """Stop the workers, once a check under way has ended (the gateway's shutdown: uvicorn
+    ends its process by the signal that stopped it, so exit handlers would not run)."""
     global _pool
     pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
 class _Failed:
@@ -77,6 +86,18 @@ class _Failed:
         self.status = exc.status
         self.message = exc.message
         self.data = exc.data
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: exit when the gateway process is gone (killed, so it could not stop its
+    workers), instead of waiting forever for work."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

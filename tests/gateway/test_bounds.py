@@ -322,3 +322,54 @@ def test_others_are_answered_while_a_huge_body_is_checked(
         big.close()
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert b'"message":"Failed to create record."' in answer
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            text = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except OSError:
+            continue
+        for child in map(int, text.split()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_body_check_workers_do_not_outlive_the_gateway(
+    gw_pb: PocketBaseServer, gw_tmp: Path, how: str
+) -> None:
+    process = GatewayProcess(gw_pb.url, tmp=gw_tmp).start()
+    try:
+        assert process.proc is not None
+        body = orjson.dumps({f"k{i}": 1 for i in range(20_000)})  # above 64 KiB: a worker checks
+        resp = httpx.post(
+            f"{process.url}/api/collections/posts/records",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        assert resp.status_code == 400 and resp.json()["message"] == "Failed to create record."
+        workers = _descendants(process.proc.pid)
+        assert workers, "no worker process checked the body"
+        if how == "killed":
+            process.proc.kill()
+            process.proc.wait(timeout=10)
+    finally:
+        process.stop()
+    wait_until(
+        lambda: not any(_alive(pid) for pid in workers),
+        what=f"the gateway's workers gone once it was {how}",
+    )

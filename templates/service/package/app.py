@@ -144,7 +144,7 @@ class Gateway:
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()
-        offload.shutdown()
+        await offload.shutdown()
         if self.access_log is not None:
             self.access_log.flush()
         _info("gateway stopped")
