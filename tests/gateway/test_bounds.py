@@ -324,6 +324,55 @@ def test_others_are_answered_while_a_huge_body_is_checked(
     assert b'"message":"Failed to create record."' in answer
 
 
+POSTS = "/api/collections/posts/records"
+GOOD_POST = {"title": "Valid title", "status": "draft", "author": "usr000000000002"}
+PAD = "x" * 100_000  # an unknown key PocketBase ignores, to take a body past 64 KiB
+
+
+def _same_answer(small: httpx.Response, large: httpx.Response) -> None:
+    assert (large.status_code, large.json()) == (small.status_code, small.json()), large.text
+
+
+def test_large_bodies_get_the_answers_small_ones_get(
+    gw: httpx.Client, gateway: GatewayProcess, tokens: dict[str, str]
+) -> None:
+    """Checked in a worker (above 64 KiB) or inline, a body gets the same answer, field errors
+    included, and a refused one never reaches PocketBase."""
+    bob = {"Authorization": tokens["bob"]}
+    calls = gateway.upstream_calls()
+    cases = [
+        ("json", POSTS, GOOD_POST | {"status": "archived"}),
+        ("json", POSTS, {"status": "draft", "author": "usr000000000002"}),
+        ("json", "/api/collections/attachments/records", {"title": "no file", "owner": "usr000000000002"}),
+        ("data", POSTS, GOOD_POST | {"tags": ["go", "nope"]}),
+    ]
+    for kind, path, body in cases:
+        small = gw.post(path, headers=bob, **{kind: body})
+        large = gw.post(path, headers=bob, **{kind: body | {"pad": PAD}})
+        assert small.status_code == 400, small.text
+        _same_answer(small, large)
+    upload = {"x": ("x.txt", b"unused")}
+    multipart = GOOD_POST | {"status": "bogus"}
+    small = gw.post(POSTS, data=multipart, files=upload, headers=bob)
+    large = gw.post(POSTS, data=multipart | {"pad": PAD}, files=upload, headers=bob)
+    _same_answer(small, large)
+    item = {"method": "PATCH", "url": f"{POSTS}/pst000000000001", "body": {"status": "nope"}}
+    small = gw.post("/api/batch", json={"requests": [item]}, headers=bob)
+    item["body"] = {"status": "nope", "pad": PAD}
+    large = gw.post("/api/batch", json={"requests": [item]}, headers=bob)
+    _same_answer(small, large)
+    topics = {"clientId": "some-id", "subscriptions": ["posts/*", "secrets/*"]}
+    small = gw.post("/api/realtime", json=topics)
+    large = gw.post("/api/realtime", json=topics | {"pad": PAD})
+    _same_answer(small, large)
+    assert gateway.upstream_calls() == calls, "PocketBase was asked"
+    # and a large body that passes is forwarded as it came
+    created = gw.post(POSTS, json=GOOD_POST | {"pad": PAD}, headers=bob)
+    assert created.status_code == 200, created.text
+    assert created.json()["title"] == GOOD_POST["title"]
+    assert gw.delete(f"{POSTS}/{created.json()['id']}", headers=bob).status_code == 204
+
+
 def _descendants(pid: int) -> set[int]:
     found: set[int] = set()
     todo = [pid]
