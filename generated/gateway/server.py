@@ -10,7 +10,8 @@ connections. This subclass bounds them, as PocketBase's Go server does for heads
   so a connection never holds more than the bound plus one read;
 * more than ``HAPTA_MAX_HEADERS`` headers: 431;
 * a connection opened while ``HAPTA_MAX_CLIENTS`` are open (clamped to the open-file budget,
-  ``filelimit``): 503 to its first request.
+  ``filelimit``): 503 at once, whether or not its request has arrived, so connections past
+  the bound cannot hold file handles (the 503 is there for the client to read when it does).
 
 Refusals are PocketBase's envelope with ``Connection: close``; the connection then stops being
 read and is closed (after a short linger, so the client sees the answer rather than a reset).
@@ -89,12 +90,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_size = 0  # URL and header bytes of the current head, as the parser hands them
         self._head_seen = 0  # raw bytes of the current (unfinished) head
         self._header_count = 0
-        self._over = False  # opened past HAPTA_MAX_CLIENTS: its first request gets a 503
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._over = len(self.connections) > self._max_clients
+        if len(self.connections) > self._max_clients:  # answered at once: holds its handle
+            self.logger.warning(TOO_MANY_CLIENTS)  # for ``LINGER`` seconds, no longer
+            self._refuse(503, TOO_MANY_CLIENTS)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -154,9 +156,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_open = False
-        if self._over:
-            self.logger.warning(TOO_MANY_CLIENTS)
-            raise _Refused(503, TOO_MANY_CLIENTS)
         super().on_headers_complete()
 
     # -- refusals

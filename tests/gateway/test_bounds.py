@@ -188,6 +188,16 @@ def test_connections_past_the_bound_get_503(gw_pb: PocketBaseServer, gw_tmp: Pat
         for client in clients:  # three keep-alive connections, each served once
             assert client.get("/api/health").status_code == 200
         _envelope(httpx.get(f"{process.url}/api/health", timeout=10), 503)
+        # a connection past the bound that sends nothing is answered and closed all the same
+        idle = _connect(process.url)
+        try:
+            idle.settimeout(10)
+            answer = b""
+            while chunk := idle.recv(65536):  # until the gateway closes it (a timeout fails)
+                answer += chunk
+        finally:
+            idle.close()
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
         for client in clients:  # the connections opened in time go on being served
             assert client.get("/api/health").status_code == 200
         clients.pop().close()
