@@ -95,8 +95,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self._max_clients:  # answered at once: holds its handle
-            self.logger.warning(TOO_MANY_CLIENTS)  # for ``LINGER`` seconds, no longer
-            self._refuse(503, TOO_MANY_CLIENTS)
+            self._refuse(503, TOO_MANY_CLIENTS)  # for ``LINGER`` seconds, no longer (unlogged:
+            # a flood of refusals must not become a flood of log lines)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:

@@ -336,7 +336,7 @@ def test_others_are_answered_while_a_huge_body_is_checked(
 
 POSTS = "/api/collections/posts/records"
 GOOD_POST = {"title": "Valid title", "status": "draft", "author": "usr000000000002"}
-PAD = "x" * 100_000  # an unknown key PocketBase ignores, to take a body past 64 KiB
+PAD = "x" * 100_000  # an unknown key PocketBase ignores, to take a body past 16 KiB
 
 
 def _same_answer(small: httpx.Response, large: httpx.Response) -> None:
@@ -346,7 +346,7 @@ def _same_answer(small: httpx.Response, large: httpx.Response) -> None:
 def test_large_bodies_get_the_answers_small_ones_get(
     gw: httpx.Client, gateway: GatewayProcess, tokens: dict[str, str]
 ) -> None:
-    """Checked in a worker (above 64 KiB) or inline, a body gets the same answer, field errors
+    """Checked in a worker (above 16 KiB) or inline, a body gets the same answer, field errors
     included, and a refused one never reaches PocketBase."""
     bob = {"Authorization": tokens["bob"]}
     calls = gateway.upstream_calls()
@@ -413,7 +413,7 @@ def test_body_check_workers_do_not_outlive_the_gateway(
     process = GatewayProcess(gw_pb.url, tmp=gw_tmp).start()
     try:
         assert process.proc is not None
-        body = orjson.dumps({f"k{i}": 1 for i in range(20_000)})  # above 64 KiB: a worker checks
+        body = orjson.dumps({f"k{i}": 1 for i in range(20_000)})  # above 16 KiB: a worker checks
         resp = httpx.post(
             f"{process.url}/api/collections/posts/records",
             content=body,

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     max_clients: int = Field(default=10_000, ge=1, alias="HAPTA_MAX_CLIENTS")
     max_streams: int = Field(default=1000, ge=1, alias="HAPTA_MAX_STREAMS")
     max_streams_per_ip: int = Field(default=20, ge=1, alias="HAPTA_MAX_STREAMS_PER_IP")
-    #: Worker processes that check bodies above 64 KiB off the event loop (see ``offload``).
+    #: Worker processes that check bodies above 16 KiB off the event loop (see ``offload``).
     check_workers: int = Field(default=2, ge=1, alias="HAPTA_CHECK_WORKERS")
     #: One JSON line per request on stderr.
     access_log: bool = Field(default=True, alias="HAPTA_ACCESS_LOG")
