@@ -163,6 +163,12 @@ class GatewayProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise ServiceError("gateway not started")
+        return self._proc.pid
+
     def log_text(self) -> str:
         path = self.log_path
         return path.read_text(errors="replace") if path is not None and path.exists() else ""

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
+from .catalog import BY_NAME
 from .errors import BAD_REQUEST, ApiError, invalid
-from .files import MultipartBody
 from .gorequest import (
     FORM,
     JSON,
@@ -40,13 +40,19 @@ BATCH_UNREADABLE = "Failed to read the submitted batch data."
 _BATCH_ITEM = ("method", "url", "body", "headers")
 
 
-def check_body(route: Route, content_type: bytes, raw: bytes, query: bytes) -> None:
-    """Raise unless PocketBase's reading of this (in-memory) body passes the gateway's checks."""
-    if route.name in RECORD_WRITES and route.collection is not None:
-        record_body(route.name, route.collection, content_type, raw, query)
-    elif route is BATCH:
+def check_body(
+    route_name: str, collection: str | None, content_type: bytes, raw: bytes, query: bytes
+) -> None:
+    """Raise unless PocketBase's reading of this (in-memory) body passes the gateway's checks.
+
+    The route is given by names, so the check can run in a worker process (``offload``).
+    """
+    spec = BY_NAME.get(collection) if collection is not None else None
+    if route_name in RECORD_WRITES and spec is not None:
+        record_body(route_name, spec, content_type, raw, query)
+    elif route_name == BATCH.name:
         batch_payload(raw, content_type, query)
-    elif route is REALTIME_SUBSCRIBE:
+    elif route_name == REALTIME_SUBSCRIBE.name:
         check_subscribe(raw, content_type, query)
 
 
@@ -81,12 +87,19 @@ def record_body(
 
 
 def multipart_record(
-    route_name: str, spec: CollectionSpec, parsed: MultipartBody, query: bytes
+    route_name: str,
+    collection: str,
+    fields: list[tuple[str, str]],
+    upload_keys: list[str],
+    query: bytes,
 ) -> None:
-    """A streamed multipart record body: the URL's query fields, then the parts' (Go's order)."""
-    data = form_data(spec, url_form_pairs(query) + parsed.fields)
+    """A streamed multipart record body, once its parts are in (``MultipartReader``): the URL's
+    query fields, then the text parts' (Go's order), and the file fields uploaded. By names, so
+    it can run in a worker process."""
+    spec = BY_NAME[collection]
+    data = form_data(spec, url_form_pairs(query) + fields)
     check_data(route_name, spec, data)
-    required_files(route_name, spec, {*data.keys(), *(u.key.strip("+") for u in parsed.uploads)})
+    required_files(route_name, spec, {*data.keys(), *(key.strip("+") for key in upload_keys)})
 
 
 def batch_payload(raw: bytes, content_type: bytes, query: bytes) -> None:

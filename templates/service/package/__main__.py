@@ -12,6 +12,7 @@ import sys
 
 import uvicorn
 
+from .server import BoundedHttpToolsProtocol
 from .settings import SettingsError, load_settings
 
 _PACKAGE = __package__ or "gateway"
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        http="httptools",
+        http=BoundedHttpToolsProtocol,  # httptools, with bounds on heads and connections
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         lifespan="on",
         access_log=False,  # the gateway writes its own structured access log

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from . import chain, logs
+from . import chain, logs, offload
 from .asgi import ASGIApp, Receive, Scope, Send
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
@@ -105,6 +105,7 @@ class Gateway:
         )
         self.ops = create_ops_app(self.metrics, self.upstream_health)
         await self._startup_checks(settings)
+        offload.configure(settings.check_workers)
         self.api = chain.build(settings, self.upstream, self.metrics, self.access_log)
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
@@ -145,6 +146,7 @@ class Gateway:
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()
+        await offload.shutdown()
         if self.access_log is not None:
             self.access_log.flush()
         _info("gateway stopped")

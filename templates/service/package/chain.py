@@ -18,6 +18,7 @@ from .layers.route import RouteLayer
 from .layers.validate import Validate
 from .metrics import Metrics
 from .settings import Settings
+from .streams import StreamSlots
 from .upstream import Upstream
 
 
@@ -28,7 +29,8 @@ def build(
     access_log: logs.AccessLog | None,
 ) -> ASGIApp:
     """The chain, innermost layer first."""
-    app: ASGIApp = Forward(upstream, metrics, settings.send_timeout)
+    streams = StreamSlots.from_settings(settings)
+    app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
     app = Validate(app, settings.max_body_size)
     app = RouteLayer(app)
     if settings.trusted_proxies:

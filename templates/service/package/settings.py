@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     send_timeout: float = Field(default=30.0, gt=0, alias="HAPTA_SEND_TIMEOUT")
     #: Largest JSON body accepted (bytes); multipart uploads are bounded per file field.
     max_body_size: int = Field(default=32 * 1024 * 1024, ge=1024, alias="HAPTA_MAX_BODY_SIZE")
+    #: Bounds on what one client can make the gateway hold (see ``server`` and ``streams``):
+    #: request head bytes (request line and headers) and header count (past them: 431), open
+    #: client connections (past it: 503), realtime streams in total (503) and per client IP
+    #: (429). Connections and streams are clamped to what the open-file limit allows.
+    max_header_size: int = Field(default=64 * 1024, ge=1024, alias="HAPTA_MAX_HEADER_SIZE")
+    max_headers: int = Field(default=100, ge=8, alias="HAPTA_MAX_HEADERS")
+    max_clients: int = Field(default=10_000, ge=1, alias="HAPTA_MAX_CLIENTS")
+    max_streams: int = Field(default=1000, ge=1, alias="HAPTA_MAX_STREAMS")
+    max_streams_per_ip: int = Field(default=20, ge=1, alias="HAPTA_MAX_STREAMS_PER_IP")
+    #: Worker processes that check bodies above 16 KiB off the event loop (see ``offload``).
+    check_workers: int = Field(default=2, ge=1, alias="HAPTA_CHECK_WORKERS")
     #: One JSON line per request on stderr.
     access_log: bool = Field(default=True, alias="HAPTA_ACCESS_LOG")
     log_level: str = Field(default="info", alias="HAPTA_LOG_LEVEL")

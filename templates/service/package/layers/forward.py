@@ -3,7 +3,8 @@
 The caller's ``Authorization`` goes to PocketBase unchanged and PocketBase's rules decide; no
 credential of the gateway's own is ever added here. Hop-by-hop headers are dropped both ways and
 the client address is the one forwarded. Realtime streams (``GET /api/realtime``) get an
-upstream connection of their own (``realtime.relay``).
+upstream connection of their own (``realtime.relay``), within ``HAPTA_MAX_STREAMS`` and
+``HAPTA_MAX_STREAMS_PER_IP``.
 
 A slow reader never holds a pooled upstream connection: an answer that is not complete when its
 head arrives (a long list, a file) is first read at PocketBase's speed into a spool
@@ -22,6 +23,7 @@ from ..errors import BUSY, UPSTREAM_DOWN, UPSTREAM_TIMEOUT, ApiError
 from ..metrics import Metrics
 from ..realtime import relay
 from ..routing import REALTIME_CONNECT, Route
+from ..streams import StreamSlots
 from ..upstream import Upstream, UpstreamBusy, UpstreamError, UpstreamTimeout
 
 #: Request headers never forwarded: hop-by-hop, recomputed, or decided by the gateway.
@@ -55,9 +57,12 @@ class SlowClient(Exception):
 
 
 class Forward:
-    def __init__(self, upstream: Upstream, metrics: Metrics, send_timeout: float) -> None:
+    def __init__(
+        self, upstream: Upstream, metrics: Metrics, streams: StreamSlots, send_timeout: float
+    ) -> None:
         self.upstream = upstream
         self.metrics = metrics
+        self.streams = streams
         self.send_timeout = send_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +131,14 @@ class Forward:
     async def _stream(
         self, route: Route, st: RequestState, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """A realtime stream on an upstream connection of its own (see ``realtime``)."""
+        """A realtime stream on an upstream connection of its own (see ``realtime``), within
+        the bounds on streams per client IP and in total (``streams``)."""
+        with self.streams.slot(st.client):
+            await self._relay(route, st, scope, receive, send)
+
+    async def _relay(
+        self, route: Route, st: RequestState, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         try:
             response = await self.upstream.stream(
                 "GET", _target(scope), _upstream_headers(scope, st.client)

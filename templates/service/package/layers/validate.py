@@ -1,6 +1,7 @@
 """Checks the query and reads and checks the body, exactly as PocketBase will read them
 (``bodies``, ``gorequest``), before PocketBase is touched; the body to forward goes into the
-request's state (bytes, or a spooled multipart upload, closed when the request is over)."""
+request's state (bytes, or a spooled multipart upload, closed when the request is over).
+Checks of large bodies run in a worker process (``offload``), so they stall no other request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ..asgi import ASGIApp, Receive, Scope, Send, chunks, header, read_body, sta
 from ..bodies import check_body, multipart_record, streams_multipart
 from ..files import MultipartReader, upload_limit
 from ..gorequest import multipart_boundary
+from ..offload import run_checked
 from ..routing import Route
 from ..upstream import Body, FileBody
 from ..validation import check_query
@@ -43,7 +45,16 @@ class Validate:
         if streams_multipart(route, content_type):
             return await self._multipart(route, scope, receive, multipart_boundary(content_type))
         raw = await read_body(receive, self.max_body_size)
-        check_body(route, content_type, raw, scope["query_string"])
+        collection = route.collection.name if route.collection is not None else None
+        await run_checked(
+            check_body,
+            route.name,
+            collection,
+            content_type,
+            raw,
+            scope["query_string"],
+            size=len(raw),
+        )
         return raw
 
     async def _multipart(
@@ -61,7 +72,16 @@ class Validate:
         try:
             async for chunk in chunks(receive):
                 reader.feed(chunk)
-            multipart_record(route.name, spec, reader.finish(), scope["query_string"])
+            parsed = reader.finish()
+            await run_checked(
+                multipart_record,
+                route.name,
+                spec.name,
+                parsed.fields,
+                [u.key for u in parsed.uploads],
+                scope["query_string"],
+                size=parsed.length - sum(u.size for u in parsed.uploads),
+            )
         except BaseException:
             reader.body.close()
             raise
