@@ -285,18 +285,6 @@ class NginxProxy:
     def stop(self) -> None:
         stop_process(self._proc)
         self._proc = None
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time (user + system) the gateway process has used so far, or None where
-        ``/proc`` does not tell (one worker runs in this process; more run in children)."""
-        if self._proc is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
