@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..schema.model import AuthOptions, FieldType, Rules
 from .config import RateLimitRule
 from .types import SlotIR, TypeIR
@@ -182,6 +184,8 @@ def to_json(ir: SchemaIR) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
