@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hapta_gen.emit.pytypes import annotation, declaration
 from hapta_gen.errors import ConfigError
 from hapta_gen.ir.analyze import analyze
 from hapta_gen.ir.config import Config, config_from_dict, load_config
@@ -32,7 +33,8 @@ def test_every_collection_is_exposed_with_stable_names(ir: SchemaIR) -> None:
 def test_python_hostile_names_get_aliases(ir: SchemaIR) -> None:
     field = next(f for f in ir.collection("audit_log").fields if f.name == "type")
     assert (field.attr, field.alias) == ("type_", "type")
-    assert field.record_decl == "type_: str = Field(default=\"\", alias='type')"
+    assert field.record is not None
+    assert declaration(field.attr, field.name, field.record) == "type_: str = Field(default=\"\", alias='type')"
 
 
 def test_secrets_and_hidden_fields_never_in_responses(ir: SchemaIR) -> None:
@@ -50,7 +52,7 @@ def test_secrets_and_hidden_fields_never_in_responses(ir: SchemaIR) -> None:
 def test_select_values_that_are_not_identifiers_are_literals(ir: SchemaIR) -> None:
     tags = next(lit for lit in ir.collection("posts").literals if lit.name == "PostsTags")
     assert "4K" in tags.values and "1" in tags.values
-    assert "'4K'" in tags.annotation
+    assert annotation(tags.type).startswith("Literal[") and "'4K'" in annotation(tags.type)
 
 
 def test_relation_graph_forward_and_back(ir: SchemaIR) -> None:

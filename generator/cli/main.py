@@ -3,6 +3,7 @@
     hapta-gen schema pull      # live PocketBase → pb_schema.json
     hapta-gen schema diff      # has the schema changed under the code?
     hapta-gen build            # pb_schema.json → the gateway package (or --check for drift)
+    hapta-gen config schema    # the JSON Schema of hapta.yaml, for editors
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from .config import config_app
 from .demo import demo
 from .failure import fail, handle_errors
 from .schema import schema_app
@@ -32,6 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(schema_app, name="schema")
+app.add_typer(config_app, name="config")
 app.command()(demo)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from ..ir.model import CollectionIR, SchemaIR
+from . import pytypes
 from .header import HEADER, with_header
 
 
@@ -62,6 +63,8 @@ FILTERS: dict[str, Callable[..., str]] = {
     "py_toml": lambda value: json.dumps(str(value), ensure_ascii=False),
     "rule": _rule,
     "code": lambda value: f"`{value}`",
+    "py_type": pytypes.annotation,
+    "py_decl": lambda slot, attr, key: pytypes.declaration(attr, key, slot),
 }
 
 

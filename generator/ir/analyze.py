@@ -7,13 +7,14 @@ the relation graph behind ``expand`` and cache tags, and per-collection policies
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 from ..schema.model import PBCollection, PBField, PBSchema
-from . import naming, pytypes
+from . import fieldtypes, naming, types
 from .config import Config
-from .model import CollectionIR, ExpandIR, FieldIR, LiteralIR, ModifierIR, SchemaIR
+from .model import CollectionIR, ExpandIR, FieldIR, FileIR, LiteralIR, ModifierIR, SchemaIR
+from .types import TypeIR
 
 _RECORD_SUFFIXES = ("Record", "Create", "Update", "Page", "Expand")
 _VIEW_SOURCE = re.compile(r"\b(?:from|join)\s+[`\"\[]?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
@@ -114,39 +115,40 @@ def _collection(
     for f in _with_auth_inputs(col):
         literal = None
         if f.type == "select" and f.values:
-            literal = naming.class_name(own.prefix + naming.class_name(f.name), taken=taken_globals)
-            taken_globals.add(literal)
-            values = ", ".join(repr(v) for v in f.values)
-            literals.append(LiteralIR(literal, f.values, f"Literal[{values}]"))
+            alias = naming.class_name(own.prefix + naming.class_name(f.name), taken=taken_globals)
+            taken_globals.add(alias)
+            literal = fieldtypes.literal_type(f, alias)
+            assert literal is not None
+            literals.append(LiteralIR(alias, replace(literal, name="")))
         attr = "id" if f.name == "id" else naming.identifier(f.name, taken=attrs)
         attrs.add(attr)
-        rec_t, rec_d = pytypes.record_type(f, literal)
-        if f.name in _AUTH_INPUT_ONLY:
-            rec_t = None
-        cre_t, cre_d = pytypes.input_type(f, literal, update=False) if writable else (None, "")
-        upd_t, _ = pytypes.input_type(f, literal, update=True) if writable else (None, "")
+        record = None if f.name in _AUTH_INPUT_ONLY else fieldtypes.record_slot(f, literal)
+        create = fieldtypes.input_slot(f, literal, update=False) if writable else None
+        update = fieldtypes.input_slot(f, literal, update=True) if writable else None
         if f.name == "oldPassword":
-            cre_t = None
+            create = None
         if f.primary_key:
-            upd_t = None  # a record's id cannot change
+            update = None  # a record's id cannot change
         target = resolve.get(f.collection_id) if f.type == "relation" else None
         fields.append(
             FieldIR(
-                source=f,
                 name=f.name,
                 attr=attr,
                 alias=None if attr == f.name else f.name,
-                record_annotation=rec_t,
-                record_default=rec_d,
-                create_annotation=cre_t,
-                create_default=cre_d,
-                update_annotation=upd_t,
-                literal_alias=literal,
+                type=f.type,
+                required=f.required,
+                hidden=f.hidden,
+                multiple=f.multiple,
+                max_select=f.max_select,
+                record=record,
+                create=create,
+                update=update,
                 target=target.name if target is not None else None,
                 description=f.help,
-                record_decl=declaration(attr, f.name, rec_t, rec_d),
-                create_decl=declaration(attr, f.name, cre_t, cre_d),
-                update_decl=declaration(attr, f.name, upd_t, "None"),
+                values=f.values,
+                only_int=f.only_int,
+                bounds=(f.min, f.max) if f.type == "number" else (None, None),
+                file=_file(f),
                 spec="" if f.name in _AUTH_INPUT_ONLY else field_spec(f, target.name if target else None),
             )
         )
@@ -186,7 +188,7 @@ def _collection(
         public_list=col.rules.list == "",
         public_view=col.rules.view == "",
         expand_imports=tuple(expand_imports),
-        imports=_imports(fields, modifiers, literals, writable, expand_imports),
+        imports=_imports(fields, modifiers, expands, literals, writable, bool(expand_imports)),
         exports=literal_names + classes,
         auth_spec=auth_spec(col),
     )
@@ -238,53 +240,33 @@ def _model_imports(collections: list[CollectionIR]) -> tuple[tuple[str, tuple[st
     return tuple(sorted(modules.items()))
 
 
-def declaration(attr: str, key: str, annotation: str | None, default: str) -> str | None:
-    """A class-body line: ``attr: annotation = default``, with ``alias`` when names differ."""
-    if annotation is None:
+def _file(f: PBField) -> FileIR | None:
+    if f.type != "file":
         return None
-    if attr == key:
-        return f"{attr}: {annotation}" + (f" = {default}" if default else "")
-    if default.startswith("Field("):
-        args = default[len("Field(") : -1]
-        return f"{attr}: {annotation} = Field({args}, alias={key!r})"
-    if default:
-        return f"{attr}: {annotation} = Field(default={default}, alias={key!r})"
-    return f"{attr}: {annotation} = Field(alias={key!r})"
-
-
-def _expand_decl(attr: str, key: str, cls: str, multiple: bool) -> str:
-    ann = f"list[{cls}] | None" if multiple else f"{cls} | None"
-    decl = declaration(attr, key, ann, "None")
-    assert decl is not None
-    return decl
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FROM = {"Annotated": "typing", "Literal": "typing", "Field": "pydantic", "JsonValue": "pydantic"}
+    return FileIR(
+        max_size=f.max_size, mime_types=f.mime_types, thumbs=f.thumbs, protected=f.protected
+    )
 
 
 def _imports(
     fields: list[FieldIR],
     modifiers: tuple[ModifierIR, ...],
+    expands: tuple[ExpandIR, ...],
     literals: list[LiteralIR],
     writable: bool,
-    expand_imports: list[tuple[str, str]],
+    type_checking: bool,
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """What a collection's model module must import, found in the text it will contain."""
-    text = [d for f in fields for d in (f.record_decl, f.create_decl, f.update_decl) if d]
-    text += [m.decl for m in modifiers] + [lit.annotation for lit in literals]
-    used = set(_NAME.findall(" ".join(text)))
-    bases = {"ExpandBase", "RecordBase", "PageBase"} | ({"InputBase"} if writable else set())
-    used |= bases | {"Field"}  # Page.items uses Field(default_factory=list)
-    groups: dict[str, set[str]] = {}
-    for name in used & naming.MODEL_MODULE_NAMES:
-        if name in ("TYPE_CHECKING", "annotations", "BaseModel", "ConfigDict", "Any"):
-            continue
-        groups.setdefault(_FROM.get(name, ".base"), set()).add(name)
-    if expand_imports:
-        groups.setdefault("typing", set()).add("TYPE_CHECKING")
-    order = ("typing", "pydantic", ".base")
-    return tuple((m, naming.import_order(groups[m])) for m in order if m in groups)
+    """What a collection's model module imports: the names of every type it uses, its bases
+    (and ``TYPE_CHECKING`` when it refers to other modules' Record classes)."""
+    slots = [s for f in fields for s in (f.record, f.create, f.update) if s is not None]
+    used_types = [s.type for s in slots] + [m.type for m in modifiers]
+    used_types += [e.type for e in expands] + [lit.type for lit in literals]
+    names = {name for t in used_types for name in t.imports}
+    names |= {"ExpandBase", "RecordBase", "PageBase"} | ({"InputBase"} if writable else set())
+    names.add("Field")  # Page.items uses Field(default_factory=list)
+    if type_checking:
+        names.add("TYPE_CHECKING")
+    return types.module_imports(names)
 
 
 #: Attributes every Record already has (``RecordBase``): user fields must not reuse them.
@@ -310,29 +292,32 @@ def _modifiers(fields: list[FieldIR], attrs: set[str]) -> tuple[ModifierIR, ...]
     """`views+`, `tags+`, `+tags`, `tags-` keys accepted by update bodies."""
     out = []
     for f in fields:
-        src = f.source
-        if f.update_annotation is None or src.hidden:
+        if f.update is None or f.hidden:
             continue
-        keys: tuple[tuple[str, str, str], ...]
-        if src.type == "number":
-            kind = "int" if src.only_int else "float"
-            keys = ((f"{f.name}+", "add", kind), (f"{f.name}-", "sub", kind))
-        elif src.multiple and src.type in ("select", "relation"):
-            item = f.literal_alias or "str"
-            ann = f"list[{item}] | {item}"
-            keys = ((f"{f.name}+", "append", ann), (f"+{f.name}", "prepend", ann), (f"{f.name}-", "remove", ann))
-        elif src.type == "file":
-            keys = ((f"{f.name}-", "remove", "list[str] | str"),)
+        keys: tuple[tuple[str, str, TypeIR], ...]
+        if f.type == "number":
+            number = TypeIR("int" if f.only_int else "float", nullable=True)
+            keys = ((f"{f.name}+", "add", number), (f"{f.name}-", "sub", number))
+        elif f.multiple and f.type in ("select", "relation"):
+            item = f.update.type.item
+            assert item is not None
+            many = types.list_of(item, or_item=True, nullable=True)
+            keys = ((f"{f.name}+", "append", many), (f"+{f.name}", "prepend", many), (f"{f.name}-", "remove", many))
+        elif f.type == "file":
+            names = types.list_of(TypeIR("str"), or_item=True, nullable=True)
+            keys = ((f"{f.name}-", "remove", names),)
         else:
             continue
-        for key, verb, ann in keys:
+        for key, verb, t in keys:
             attr = naming.identifier(f"{f.attr}_{verb}", taken=attrs)
             attrs.add(attr)
-            ann = f"{ann} | None"
-            decl = declaration(attr, key, ann, "None")
-            assert decl is not None
-            out.append(ModifierIR(key=key, attr=attr, annotation=ann, field=f.name, decl=decl))
+            out.append(ModifierIR(key=key, attr=attr, type=t, field=f.name))
     return tuple(out)
+
+
+def _expand_type(cls: str, multiple: bool) -> TypeIR:
+    record = TypeIR("model", name=cls)
+    return types.list_of(record, nullable=True) if multiple else replace(record, nullable=True)
 
 
 def _expands(
@@ -345,16 +330,15 @@ def _expands(
     attrs: set[str] = set()
     out = []
     for f in fields:
-        if f.target is None or f.source.hidden:
+        if f.target is None or f.hidden:
             continue
         attr = naming.identifier(f.name, taken=attrs)
         attrs.add(attr)
         t = names[f.target]
         out.append(ExpandIR(
             key=f.name, attr=attr, alias=None if attr == f.name else f.name, target=f.target,
-            target_class=t.prefix + "Record", target_module=t.module, multiple=f.source.multiple,
-            back=False, via_field=f.name,
-            decl=_expand_decl(attr, f.name, t.prefix + "Record", f.source.multiple),
+            target_class=t.prefix + "Record", target_module=t.module, multiple=f.multiple,
+            back=False, via_field=f.name, type=_expand_type(t.prefix + "Record", f.multiple),
         ))
     for src_col, src_field in back_refs:
         key = f"{src_col.name}_via_{src_field.name}"
@@ -365,7 +349,7 @@ def _expands(
             key=key, attr=attr, alias=None if attr == key else key, target=src_col.name,
             target_class=t.prefix + "Record", target_module=t.module, multiple=True,
             back=True, via_field=src_field.name,
-            decl=_expand_decl(attr, key, t.prefix + "Record", True),
+            type=_expand_type(t.prefix + "Record", True),
         ))
     return tuple(out)
 

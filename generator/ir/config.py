@@ -1,6 +1,7 @@
-"""Generation settings: `hapta.yaml` (all keys optional) merged into one frozen ``Config``.
+"""Generation settings: `hapta.yaml` (all keys optional), read by the pydantic model ``Config``.
 
 ```yaml
+# yaml-language-server: $schema=./hapta.schema.json
 package: gateway            # import name of the generated package
 distribution: hapta-gateway # its pip name
 title: Postly API           # OpenAPI title
@@ -16,17 +17,34 @@ rate_limit:                 # the default rule, in the seed's shape
   isEnabled: true
   Message: Too Many Requests.
 ```
+
+Values are taken as written (no ``"5"`` for 5, no ``1`` for true); an empty key means its
+default; unknown keys are refused, at every level. ``config_schema_text()`` is the model's JSON
+Schema (``hapta-gen config schema``), committed next to the example as ``hapta.schema.json`` so
+editors complete and check the file.
 """
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError
 
@@ -34,34 +52,94 @@ _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-@dataclass(frozen=True)
-class RateLimitRule:
-    max: int = 300
-    duration: int = 10
-    per_ip: bool = True
-    enabled: bool = True
-    message: str = "Too Many Requests."
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
-@dataclass(frozen=True)
-class CacheConfig:
-    ttl: int = 300
-    max_bytes: int = 64 * 1024 * 1024
+class RateLimitRule(_Settings):
+    """The default rate-limit rule, in the shape of PocketBase's ``rateLimits.rules`` (the seed's)."""
+
+    max: int = Field(default=300, alias="Max", ge=0, description="Requests allowed per window.")
+    duration: int = Field(default=10, alias="Duration", ge=0, description="The window, in seconds.")
+    per_ip: bool = Field(default=True, alias="IP", description="Count per client IP (else per caller).")
+    enabled: bool = Field(default=True, alias="isEnabled", description="Apply the rule.")
+    message: str = Field(
+        default="Too Many Requests.", alias="Message", description="The message of the 429 answer."
+    )
 
 
-@dataclass(frozen=True)
-class Config:
-    package: str = "gateway"
-    distribution: str = "hapta-gateway"
-    title: str = "PocketBase gateway"
-    version: str = "0.1.0"
-    exclude: tuple[str, ...] = ()
-    include_system: bool = False
-    cache: CacheConfig = field(default_factory=CacheConfig)
-    rate_limit: RateLimitRule = field(default_factory=RateLimitRule)
+class CacheConfig(_Settings):
+    """The response cache."""
+
+    ttl: int = Field(
+        default=300, ge=0, description="Seconds; a backstop, invalidation is by realtime events."
+    )
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Memory for cached responses.")
 
 
-_TOP_KEYS = {"package", "distribution", "title", "version", "exclude", "include_system", "cache", "rate_limit"}
+def _package(value: str) -> str:
+    if not _PACKAGE.match(value) or keyword.iskeyword(value):
+        raise ValueError(f"package {value!r} is not a valid Python package name")
+    return value
+
+
+def _distribution(value: str) -> str:
+    if not _DIST.match(value):
+        raise ValueError(f"distribution {value!r} is not a valid package name")
+    return value
+
+
+def _version(value: Any) -> Any:
+    """``version: 1.0`` in YAML is a number: take it as its text."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class Config(_Settings):
+    """Settings of `hapta-gen build` (`hapta.yaml`); every key is optional."""
+
+    model_config = ConfigDict(
+        title="hapta.yaml",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    package: Annotated[
+        str,
+        AfterValidator(_package),
+        Field(
+            description="Import name of the generated package.",
+            json_schema_extra={"pattern": _PACKAGE.pattern},
+        ),
+    ] = "gateway"
+    distribution: Annotated[
+        str,
+        AfterValidator(_distribution),
+        Field(description="Its pip name.", json_schema_extra={"pattern": _DIST.pattern}),
+    ] = "hapta-gateway"
+    title: str = Field(default="PocketBase gateway", description="The OpenAPI document's title.")
+    version: Annotated[
+        str,
+        BeforeValidator(_version),
+        WithJsonSchema({"type": ["string", "number"], "description": "The package's version."}),
+    ] = "0.1.0"
+    exclude: tuple[StrictStr, ...] = Field(
+        default=(),
+        strict=False,  # a YAML list
+        description="Collections the gateway does not expose (404, never proxied).",
+    )
+    include_system: bool = Field(
+        default=False, description="Expose PocketBase's system collections (_superusers, ...) too."
+    )
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    rate_limit: RateLimitRule = Field(
+        default_factory=RateLimitRule, description="The default rule, in the seed's shape."
+    )
 
 
 def load_config(path: Path | None) -> Config:
@@ -78,48 +156,47 @@ def load_config(path: Path | None) -> Config:
 
 
 def config_from_dict(data: object, *, source: str = "config") -> Config:
+    """``data`` (parsed YAML) as a ``Config``, or a one-line ``ConfigError`` naming the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_TOP_KEYS))})")
-    package = _get(data, "package", str, "gateway", source)
-    if not _PACKAGE.match(package) or keyword.iskeyword(package):
-        raise ConfigError(f"{source}: package {package!r} is not a valid Python package name")
-    distribution = _get(data, "distribution", str, "hapta-gateway", source)
-    if not _DIST.match(distribution):
-        raise ConfigError(f"{source}: distribution {distribution!r} is not a valid package name")
-    exclude = _get(data, "exclude", list, [], source)
-    if not all(isinstance(x, str) for x in exclude):
-        raise ConfigError(f"{source}: exclude must be a list of collection names")
-    cache = _get(data, "cache", dict, {}, source)
-    rate = _get(data, "rate_limit", dict, {}, source)
-    return Config(
-        package=package,
-        distribution=distribution,
-        title=_get(data, "title", str, "PocketBase gateway", source),
-        version=str(_get(data, "version", (str, int, float), "0.1.0", source)),
-        exclude=tuple(exclude),
-        include_system=_get(data, "include_system", bool, False, source),
-        cache=CacheConfig(
-            ttl=_get(cache, "ttl", int, 300, f"{source}: cache"),
-            max_bytes=_get(cache, "max_bytes", int, 64 * 1024 * 1024, f"{source}: cache"),
-        ),
-        rate_limit=RateLimitRule(
-            max=_get(rate, "Max", int, 300, f"{source}: rate_limit"),
-            duration=_get(rate, "Duration", int, 10, f"{source}: rate_limit"),
-            per_ip=_get(rate, "IP", bool, True, f"{source}: rate_limit"),
-            enabled=_get(rate, "isEnabled", bool, True, f"{source}: rate_limit"),
-            message=_get(rate, "Message", str, "Too Many Requests.", f"{source}: rate_limit"),
-        ),
-    )
+    try:
+        # Keys as the file spells them (`Max`, not `max`); Python callers may use either.
+        return Config.model_validate(data, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_message(exc.errors()[0])}") from None
 
 
-def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, source: str) -> Any:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    bad_bool = kind is int and isinstance(value, bool)
-    if not isinstance(value, kind) or bad_bool:
-        raise ConfigError(f"{source}: {key!r} has the wrong type ({type(value).__name__})")
-    return value
+def _message(error: ErrorDetails) -> str:
+    """One line in the words the CLI has always used: the section, the key, what is wrong."""
+    loc = [str(part) for part in error["loc"]]
+    if loc and loc[0] == "exclude":
+        return "exclude must be a list of collection names"
+    where = "".join(f"{part}: " for part in loc[:-1])
+    key = loc[-1] if loc else ""
+    if error["type"] == "extra_forbidden":
+        known = sorted(_known_keys(loc[:-1]))
+        return f"{where}unknown key {key!r} (known: {', '.join(known)})"
+    if error["type"] == "value_error":
+        return where + str(error["ctx"]["error"])
+    if error["type"] == "greater_than_equal":
+        return f"{where}{key!r} must be at least {error['ctx']['ge']}"
+    return f"{where}{key!r} has the wrong type ({type(error['input']).__name__})"
+
+
+def _known_keys(section: list[str]) -> set[str]:
+    model: type[BaseModel] = Config
+    for name in section:
+        annotation = model.model_fields[name].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of `hapta.yaml` (keys as written in the file)."""
+    return Config.model_json_schema(by_alias=True)
+
+
+def config_schema_text() -> str:
+    """``config_schema()`` as the committed ``hapta.schema.json`` spells it."""
+    return json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n"

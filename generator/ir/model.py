@@ -1,8 +1,10 @@
 """The intermediate model: everything a template prints, decided in advance.
 
 Frozen dataclasses, built by ``analyze`` from the input model and the config. Every Python
-name, type annotation, constraint, route, cache policy, rate limit and SSE topic is here, so the
-templates only loop and print. ``to_json`` dumps it for `hapta-gen build --dump-ir`.
+name, type (``types.TypeIR``: kind, constraints, imports), route, cache policy, rate limit and
+SSE topic is here, so the templates and printers only loop and print (the input fields are not:
+what later stages need of them is spelled out). ``to_json`` dumps it for `hapta-gen build
+--dump-ir`.
 """
 
 from __future__ import annotations
@@ -12,34 +14,49 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..schema.model import AuthOptions, PBField, Rules
+from pydantic import BaseModel
+
+from ..schema.model import AuthOptions, FieldType, Rules
 from .config import RateLimitRule
+from .types import SlotIR, TypeIR
+
+
+@dataclass(frozen=True)
+class FileIR:
+    """What a file field allows (``max_size`` 0: PocketBase's default limit)."""
+
+    max_size: int = 0
+    mime_types: tuple[str, ...] = ()
+    thumbs: tuple[str, ...] = ()
+    protected: bool = False
 
 
 @dataclass(frozen=True)
 class FieldIR:
-    """One field of a collection, with its Python spelling in each model."""
+    """One field of a collection: its Python name, and its type in each model."""
 
-    source: PBField
     name: str  #: the JSON key PocketBase uses
     attr: str  #: the Python attribute
     alias: str | None  #: set when ``attr`` differs from ``name``
+    type: FieldType  #: PocketBase's field type
+    required: bool
+    hidden: bool
+    multiple: bool
+    max_select: int  #: select / file / relation: PocketBase's ``maxSelect``
     #: In the response model (``None``: never returned to users: hidden or password).
-    record_annotation: str | None
-    record_default: str
+    record: SlotIR | None
     #: In the create / update models (``None``: cannot be written through the API).
-    create_annotation: str | None
-    create_default: str
-    update_annotation: str | None
-    #: Select fields get a named ``Literal`` alias (``PostsStatus``).
-    literal_alias: str | None
+    create: SlotIR | None
+    update: SlotIR | None
     #: Relation target (collection name), ``None`` when not in the schema.
     target: str | None
     description: str
-    #: Ready-to-print class-body lines (``None`` where the model lacks the field).
-    record_decl: str | None
-    create_decl: str | None
-    update_decl: str | None
+    #: select: the options; number: ``only_int`` (read by the update modifiers' schema).
+    values: tuple[str, ...] = ()
+    only_int: bool = False
+    #: number: the schema's ``(min, max)``, which writes must respect.
+    bounds: tuple[float | None, float | None] = (None, None)
+    file: FileIR | None = None
     #: The catalog's ``FieldSpec(...)`` for a schema field ("" for body-only keys such as
     #: ``passwordConfirm``): what the gateway checks at run time (files, sort, multipart).
     spec: str = ""
@@ -51,9 +68,8 @@ class ModifierIR:
 
     key: str
     attr: str
-    annotation: str
+    type: TypeIR
     field: str
-    decl: str
 
 
 @dataclass(frozen=True)
@@ -69,14 +85,19 @@ class ExpandIR:
     multiple: bool
     back: bool
     via_field: str
-    decl: str
+    type: TypeIR  #: of the key in the Expand model
 
 
 @dataclass(frozen=True)
 class LiteralIR:
+    """A select field's options, as a module-level alias (``PostsStatus = Literal[...]``)."""
+
     name: str
-    values: tuple[str, ...]
-    annotation: str
+    type: TypeIR  #: the literal itself (no alias)
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return self.type.values
 
 
 @dataclass(frozen=True)
@@ -110,7 +131,8 @@ class CollectionIR:
     public_view: bool
     #: Modules whose Record classes the expand model refers to.
     expand_imports: tuple[tuple[str, str], ...]
-    #: ``(module, names)`` the collection's model module imports, in import order.
+    #: ``(module, names)`` the collection's model module imports, in import order: the union of
+    #: the ``imports`` of every type it uses, and its base classes.
     imports: tuple[tuple[str, tuple[str, ...]], ...]
     #: Every public name the model module defines (for ``__all__`` and re-exports).
     exports: tuple[str, ...]
@@ -123,15 +145,15 @@ class CollectionIR:
 
     @property
     def record_fields(self) -> tuple[FieldIR, ...]:
-        return tuple(f for f in self.fields if f.record_annotation is not None)
+        return tuple(f for f in self.fields if f.record is not None)
 
     @property
     def create_fields(self) -> tuple[FieldIR, ...]:
-        return tuple(f for f in self.fields if f.create_annotation is not None)
+        return tuple(f for f in self.fields if f.create is not None)
 
     @property
     def update_fields(self) -> tuple[FieldIR, ...]:
-        return tuple(f for f in self.fields if f.update_annotation is not None)
+        return tuple(f for f in self.fields if f.update is not None)
 
 
 @dataclass(frozen=True)
@@ -162,8 +184,12 @@ def to_json(ir: SchemaIR) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
+    if isinstance(value, frozenset):
+        return sorted(value)
     return value

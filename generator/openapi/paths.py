@@ -323,9 +323,9 @@ def _body(
         form: dict[str, Any] = {"schema": ref(form_schema)}
         keys = body_keys(build(c, form=True))
         encoding = {
-            key: {"contentType": ", ".join(f.source.mime_types)}
+            key: {"contentType": ", ".join(f.file.mime_types)}
             for f in c.fields
-            if f.source.type == "file" and f.source.mime_types
+            if f.file is not None and f.file.mime_types
             for key in (f.name, f"{f.name}+")
             if key in keys
         }

@@ -4,17 +4,17 @@ Response schemas describe what PocketBase returns: every non-hidden field with i
 (``""``, ``0``, ``false``, ``[]``, ``null`` for json), dates as ``YYYY-MM-DD HH:MM:SS.sssZ``.
 No key is required in a response: ``?fields=`` may pick any subset, and auth records leave
 ``email`` out for other callers. Request schemas mirror the generated pydantic input models
-(``pytypes.input_type``): the same constraints, ``""`` where the model accepts a blank, ``null``
-where the key is optional, unknown keys allowed (PocketBase ignores them).
+(``ir/fieldtypes.py``): both are printed from the same ``TypeIR`` (``json_schema`` here), with the
+same constraints, ``""`` where the model accepts a blank, ``null`` where the key is optional,
+unknown keys allowed (PocketBase ignores them).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..ir import pytypes
 from ..ir.model import CollectionIR, FieldIR
-from ..schema.model import PBField
+from ..ir.types import SlotIR, TypeIR
 
 JsonSchema = dict[str, Any]
 
@@ -57,12 +57,12 @@ def event_name(c: CollectionIR) -> str:
 
 
 def has_files(c: CollectionIR) -> bool:
-    return any(f.source.type == "file" and not f.source.hidden for f in c.fields)
+    return any(f.type == "file" and not f.hidden for f in c.fields)
 
 
 def has_form(c: CollectionIR) -> bool:
     """Writable collections with file fields also take ``multipart/form-data`` bodies."""
-    return c.create_class is not None and any(f.source.type == "file" for f in c.create_fields)
+    return c.create_class is not None and any(f.type == "file" for f in c.create_fields)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,45 +71,12 @@ def has_form(c: CollectionIR) -> bool:
 
 def record_field(f: FieldIR, c: CollectionIR) -> JsonSchema:
     """A field as PocketBase returns it (its zero value included)."""
-    src = f.source
-    t = src.type
-    schema: JsonSchema
+    assert f.record is not None
     if f.name == "id":
-        schema = {"type": "string", "description": "The record id."}
-        return schema
-    if t in ("text", "editor", "email", "url"):
-        schema = {"type": "string"}
-    elif t == "number":
-        schema = {"type": "integer" if src.only_int else "number"}
-        # Zero (unset) is stored whatever min/max say: only bounds that admit it are shown.
-        if src.min is not None and src.min <= 0:
-            schema["minimum"] = _num(src.min)
-        if src.max is not None and src.max >= 0:
-            schema["maximum"] = _num(src.max)
-    elif t == "bool":
-        schema = {"type": "boolean"}
-    elif t in ("date", "autodate"):
-        schema = {"type": "string", "pattern": PB_DATE_PATTERN}
-        if t == "autodate":
-            schema["readOnly"] = True
-    elif t == "json":
-        schema = {}
-    elif t == "geoPoint":
-        schema = ref("GeoPoint")
-    elif t == "select":
-        values = _unique(src.values)
-        item: JsonSchema = {"type": "string", "enum": values} if values else {"type": "string"}
-        if src.multiple:
-            schema = _array(item, max_items=src.max_select)
-        else:
-            # "" is the zero value; rows older than `required` still hold it.
-            schema = {"type": "string", "enum": [*values, ""]} if values else item
-    else:  # file, relation
-        schema = (
-            _array({"type": "string"}, max_items=src.max_select)
-            if src.multiple
-            else {"type": "string"}
-        )
+        return {"type": "string", "description": "The record id."}
+    schema = json_schema(f.record.type)
+    if f.type == "autodate":
+        schema = {**schema, "readOnly": True}
     return _described(schema, _record_note(f, c))
 
 
@@ -213,22 +180,13 @@ def event_schema(c: CollectionIR) -> JsonSchema:
 # request bodies
 
 
-def input_field(f: FieldIR, annotation: str, *, form: bool = False) -> JsonSchema:
-    """A body key, mirroring ``annotation`` (the IR's pydantic type for it).
+def input_field(f: FieldIR, slot: SlotIR, *, form: bool = False) -> JsonSchema:
+    """A body key, printed from ``slot`` (the IR's type for it, as the pydantic model has it).
 
     ``form``: the ``multipart/form-data`` spelling (uploads as binary parts, no ``null``).
     """
-    src = f.source
-    parts = annotation.split(" | ")
-    if form and src.type == "file":
-        schema = _upload(src)
-    else:
-        schema = _input_value(src)
-        if "Blank" in parts:
-            schema = _with_blank(schema)
-        if parts[-1] == "None" and not form:
-            schema = _nullable(schema)
-    if src.type == "password":
+    schema = _upload(f) if form and f.type == "file" else json_schema(slot.type, null=not form)
+    if f.type == "password":
         schema = {**schema, "writeOnly": True}
     return _described(schema, _input_note(f, form=form))
 
@@ -237,11 +195,9 @@ def create_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
     props: JsonSchema = {}
     required: list[str] = []
     for f in c.create_fields:
-        assert f.create_annotation is not None
-        props[f.name] = input_field(f, f.create_annotation, form=form)
-        if f.create_default == pytypes.REQUIRED or (
-            form and f.source.type == "file" and f.source.required
-        ):
+        assert f.create is not None
+        props[f.name] = input_field(f, f.create, form=form)
+        if f.create.required or (form and f.type == "file" and f.required):
             required.append(f.name)
     how = "multipart/form-data (files as parts)" if form else "JSON"
     schema: JsonSchema = {
@@ -266,19 +222,19 @@ def update_schema(c: CollectionIR, *, form: bool = False) -> JsonSchema:
     """
     props: JsonSchema = {}
     for f in c.update_fields:
-        assert f.update_annotation is not None
-        props[f.name] = input_field(f, f.update_annotation, form=form)
+        assert f.update is not None
+        props[f.name] = input_field(f, f.update, form=form)
     modifiers: JsonSchema = {}
     by_name = {f.name: f for f in c.fields}
     for m in c.modifiers:
-        src = by_name[m.field].source
+        src = by_name[m.field]
         if form and src.type == "file" and src.multiple:
             key = f"{m.field}+"
             upload = _described(_upload(src), f"Uploads appended to `{m.field}`.")
             modifiers[key_pattern(key)] = {**upload, MODIFIER_KEY: _modifier_ext(key, src)}
         op = _modifier_op(m.key, src)
         modifiers[key_pattern(m.key)] = {
-            **_described(_modifier(src, form=form), _modifier_note(op, src)),
+            **_described(json_schema(m.type, null=not form), _modifier_note(op, src)),
             MODIFIER_KEY: _modifier_ext(m.key, src),
         }
     how = "multipart/form-data (files as parts)" if form else "JSON"
@@ -317,7 +273,7 @@ def body_keys(schema: JsonSchema) -> set[str]:
     return {*schema["properties"], *(m[MODIFIER_KEY]["key"] for m in modifiers)}
 
 
-def _modifier_op(key: str, src: PBField) -> str:
+def _modifier_op(key: str, src: FieldIR) -> str:
     if key.startswith("+"):
         return "prepend"
     if src.type == "number":
@@ -325,108 +281,90 @@ def _modifier_op(key: str, src: PBField) -> str:
     return "append" if key.endswith("+") else "remove"
 
 
-def _modifier_ext(key: str, src: PBField) -> JsonSchema:
+def _modifier_ext(key: str, src: FieldIR) -> JsonSchema:
     return {"key": key, "field": src.name, "op": _modifier_op(key, src)}
 
 
-def _input_value(src: PBField) -> JsonSchema:
-    """A present, non-blank value (``pytypes._input_base``)."""
-    t = src.type
-    if t in ("text", "password"):
-        return _text(src)
-    if t in ("editor", "url"):
-        return {"type": "string", "minLength": 1} if src.required else {"type": "string"}
-    if t == "email":
-        return {
-            "type": "string",
-            "format": "email",
-            "pattern": EMAIL_PATTERN,
-            "maxLength": EMAIL_MAX,
-        }
-    if t == "number":
-        schema: JsonSchema = {"type": "integer" if src.only_int else "number"}
-        if src.min is not None:
-            schema["minimum"] = _num(src.min)
-        if src.max is not None:
-            schema["maximum"] = _num(src.max)
-        if src.required:
+# ---------------------------------------------------------------------------------------------
+# the JSON Schema printer of the type model
+
+
+def json_schema(t: TypeIR, *, null: bool = True) -> JsonSchema:
+    """``t`` as JSON Schema; ``null=False`` leaves ``null`` out (multipart form values)."""
+    schema = _value(t)
+    if t.or_item:
+        assert t.item is not None
+        schema = {"anyOf": [schema, json_schema(t.item)]}
+    if t.blank:
+        schema = _with_blank(schema)
+    if t.nullable and null:
+        schema = _nullable(schema)
+    return schema
+
+
+def _value(t: TypeIR) -> JsonSchema:
+    """A present, non-blank value."""
+    c = t.constraints
+    schema: JsonSchema
+    if t.kind == "str":
+        schema = {"type": "string"}
+        if c.min_length or t.non_zero:
+            schema["minLength"] = c.min_length or 1
+        if c.max_length is not None:
+            schema["maxLength"] = c.max_length
+        if c.pattern:
+            schema["pattern"] = c.pattern
+        return schema
+    if t.kind in ("int", "float"):
+        schema = {"type": "integer" if t.kind == "int" else "number"}
+        if c.minimum is not None:
+            schema["minimum"] = _num(c.minimum)
+        if c.maximum is not None:
+            schema["maximum"] = _num(c.maximum)
+        if t.non_zero:
             schema["not"] = {"const": 0}
         return schema
-    if t == "bool":
-        return {"type": "boolean", "const": True} if src.required else {"type": "boolean"}
-    if t == "date":
-        schema = {"type": "string", "pattern": DATE_INPUT_PATTERN}
-        return (
-            schema if src.required else {"type": "string", "pattern": _or_blank(DATE_INPUT_PATTERN)}
-        )
-    if t == "json":
-        return {"not": {"enum": _JSON_BLANKS}} if src.required else {}
-    if t == "geoPoint":
-        if src.required:
+    if t.kind == "bool":
+        return {"type": "boolean", "const": True} if t.non_zero else {"type": "boolean"}
+    if t.kind == "json":
+        return {"not": {"enum": _JSON_BLANKS}} if t.non_zero else {}
+    if t.kind == "email":
+        return {"type": "string", "format": "email", "pattern": EMAIL_PATTERN, "maxLength": EMAIL_MAX}
+    if t.kind == "date":
+        return {"type": "string", "pattern": PB_DATE_PATTERN}
+    if t.kind == "date_input":
+        pattern = DATE_INPUT_PATTERN if t.non_zero else _or_blank(DATE_INPUT_PATTERN)
+        return {"type": "string", "pattern": pattern}
+    if t.kind == "geo_point":
+        return ref("GeoPoint")
+    if t.kind == "geo_point_input":
+        if t.non_zero:
             return ref(
                 "GeoPointInput",
                 **{"not": {"properties": {"lon": {"const": 0}, "lat": {"const": 0}}}},
             )
         return ref("GeoPointInput")
-    if t == "file":
+    if t.kind == "file_names":
         names = {"type": "string"}
         return {"anyOf": [names, {"type": "array", "items": names}]}
-    if t == "select":
-        values = _unique(src.values)
-        item: JsonSchema = {"type": "string", "enum": values} if values else {"type": "string"}
-        if src.multiple:
-            return {"anyOf": [_array(item, src), item]}
-        return item
-    # relation
-    if src.multiple:
-        return {"anyOf": [_array({"type": "string"}, src), {"type": "string"}]}
-    return {"type": "string", "minLength": 1} if src.required else {"type": "string"}
-
-
-def _text(src: PBField) -> JsonSchema:
-    limit = pytypes.DEFAULT_PASSWORD_MAX if src.type == "password" else pytypes.DEFAULT_TEXT_MAX
-    lo = int(src.min or 0)
-    hi = int(src.max or 0) or limit
-    if src.required:
-        lo = max(lo, 1)
-    schema: JsonSchema = {"type": "string"}
-    if lo:
-        schema["minLength"] = lo
-    schema["maxLength"] = hi
-    pattern = pytypes.usable_pattern(src.pattern)
-    if pattern:
-        schema["pattern"] = pattern
+    if t.kind == "literal":
+        return {"type": "string", "enum": list(t.values)}
+    if t.kind == "model":
+        return ref(t.name)
+    assert t.kind == "list" and t.item is not None
+    schema = {"type": "array", "items": json_schema(t.item)}
+    if c.min_length:
+        schema["minItems"] = c.min_length
+    if c.max_length:
+        schema["maxItems"] = c.max_length
     return schema
 
 
-def _array(item: JsonSchema, src: PBField | None = None, *, max_items: int = 0) -> JsonSchema:
-    schema: JsonSchema = {"type": "array", "items": item}
-    if src is not None:
-        lo = max(src.min_select, 1 if src.required else 0)
-        if lo:
-            schema["minItems"] = lo
-        max_items = src.max_select
-    if max_items:
-        schema["maxItems"] = max_items
-    return schema
-
-
-def _upload(src: PBField) -> JsonSchema:
+def _upload(src: FieldIR) -> JsonSchema:
     binary: JsonSchema = {"type": "string", "format": "binary"}
     if src.multiple:
         return {"type": "array", "items": binary, "maxItems": src.max_select}
     return binary
-
-
-def _modifier(src: PBField, *, form: bool) -> JsonSchema:
-    if src.type == "number":
-        schema: JsonSchema = {"type": "integer" if src.only_int else "number"}
-    elif src.type == "select" and src.values:
-        item: JsonSchema = {"type": "string", "enum": _unique(src.values)}
-        schema = {"anyOf": [{"type": "array", "items": item}, item]}
-    else:  # relation ids, file names
-        schema = {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
-    return schema if form else _nullable(schema)
 
 
 def _with_blank(schema: JsonSchema) -> JsonSchema:
@@ -470,26 +408,25 @@ def _described(schema: JsonSchema, note: str) -> JsonSchema:
 
 
 def _record_note(f: FieldIR, c: CollectionIR) -> str:
-    src = f.source
     notes = [f.description] if f.description else []
-    if src.type == "relation":
+    lo, hi = f.bounds
+    if f.type == "relation":
         target = f"`{f.target}`" if f.target else "a collection the gateway does not expose"
         notes.append(f"Record id(s) in {target}; `?expand={f.name}` fills in the record(s).")
-    elif src.type == "file":
+    elif f.type == "file":
         notes.append(f"Filename(s); download from `/api/files/{c.name}/{{id}}/{{filename}}`.")
-    elif src.type in ("date", "autodate"):
+    elif f.type in ("date", "autodate"):
         notes.append('UTC `YYYY-MM-DD HH:MM:SS.sssZ`, `""` when unset.')
-    elif src.type == "json":
+    elif f.type == "json":
         notes.append("Any JSON value; `null` when unset.")
-    elif src.type == "number" and (src.min is not None or src.max is not None):
-        lo = "-∞" if src.min is None else _num(src.min)
-        hi = "∞" if src.max is None else _num(src.max)
-        notes.append(f"Writes must be within [{lo}, {hi}] (0 means unset).")
+    elif f.type == "number" and (lo is not None or hi is not None):
+        low = "-∞" if lo is None else _num(lo)
+        high = "∞" if hi is None else _num(hi)
+        notes.append(f"Writes must be within [{low}, {high}] (0 means unset).")
     return " ".join(notes)
 
 
 def _input_note(f: FieldIR, *, form: bool) -> str:
-    src = f.source
     notes = [f.description] if f.description else []
     if f.name == "passwordConfirm":
         notes.append("Must equal `password`.")
@@ -497,32 +434,33 @@ def _input_note(f: FieldIR, *, form: bool) -> str:
         notes.append(
             "The current password; needed to change `password` unless the caller manages the record."
         )
-    elif src.type == "file":
-        notes.append(_file_note(src, form=form))
-    elif src.type == "relation" and f.target:
+    elif f.file is not None:
+        notes.append(_file_note(f, form=form))
+    elif f.type == "relation" and f.target:
         notes.append(f"Record id(s) in `{f.target}`.")
-    elif src.type == "date":
+    elif f.type == "date":
         notes.append("PocketBase's `YYYY-MM-DD HH:MM:SS.sssZ` or ISO 8601.")
     return " ".join(notes)
 
 
-def _file_note(src: PBField, *, form: bool) -> str:
+def _file_note(f: FieldIR, *, form: bool) -> str:
+    assert f.file is not None
     note = (
         ""
         if form
         else "JSON bodies may only keep or clear filenames; upload with multipart/form-data."
     )
     limits = []
-    if src.max_size:
-        limits.append(f"at most {src.max_size} bytes each")
-    if src.mime_types:
-        limits.append("types " + ", ".join(src.mime_types))
+    if f.file.max_size:
+        limits.append(f"at most {f.file.max_size} bytes each")
+    if f.file.mime_types:
+        limits.append("types " + ", ".join(f.file.mime_types))
     if not limits:
         return note
     return (note + " " if note else "") + "Uploads: " + "; ".join(limits) + "."
 
 
-def _modifier_note(op: str, src: PBField) -> str:
+def _modifier_note(op: str, src: FieldIR) -> str:
     if op == "remove":
         what = "Filenames" if src.type == "file" else "Values"
         return f"{what} to remove from `{src.name}`."

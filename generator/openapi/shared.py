@@ -69,8 +69,7 @@ def shared_schemas(ir: SchemaIR) -> dict[str, JsonSchema]:
             },
         },
     }
-    fields = [f.source for c in ir.collections for f in c.fields]
-    if any(f.type == "geoPoint" for f in fields):
+    if any(f.type == "geoPoint" for c in ir.collections for f in c.fields):
         out["GeoPoint"] = {
             "type": "object",
             "description": "A geo point; `{lon: 0, lat: 0}` when unset.",
@@ -204,7 +203,7 @@ def shared_paths(ir: SchemaIR) -> dict[str, Any]:
 
 
 def _file_paths(collections: list[CollectionIR], tag: str) -> dict[str, Any]:
-    thumbs = sorted({t for c in collections for f in c.fields for t in f.source.thumbs})
+    thumbs = sorted({t for c in collections for f in c.fields if f.file for t in f.file.thumbs})
     sizes = ", ".join(f"`{t}`" for t in thumbs) or "none"
     rules = "; ".join(f"`{c.name}`: {rule_words(c.rules.view)}" for c in collections)
     path_params = [
