@@ -35,15 +35,17 @@ from typing import Any
 from ..errors import SchemaError
 from .loader import JsonDict, normalize, parse
 from .model import PBSchema
-from .pb_defaults import AUTH_DEFAULTS, COMMON_FIELD_DEFAULTS, FIELD_DEFAULTS
+from .pb_defaults import (
+    AUTH_DEFAULTS,
+    COMMON_FIELD_DEFAULTS,
+    FIELD_DEFAULTS,
+    FRESH_USERS_FIELDS,
+    SYSTEM_COLLECTIONS,
+)
 
 #: The id of the auth collection ``users`` that every PocketBase has (since before 0.23).
 USERS_ID = "_pb_users_auth_"
-#: The fields of ``users`` in a fresh PocketBase, by name (their ids are ``<type><crc32(name)>``).
-FRESH_USERS_FIELDS = frozenset(
-    {"id", "password", "tokenKey", "email", "emailVisibility", "verified", "name", "avatar",
-     "created", "updated"}
-)
+_FRESH_USERS = {f["name"]: f for f in FRESH_USERS_FIELDS}
 _RULE_KEYS = ("listRule", "viewRule", "createRule", "updateRule", "deleteRule", "authRule", "manageRule")
 
 
@@ -74,12 +76,14 @@ class Conversion:
 def convert(data: object, *, force: bool = False) -> Conversion:
     """Any export → import-ready current-format collections; problems raise unless ``force``."""
     items = _collection_items(data)
-    collections = normalize(data)
+    collections = [c for c in normalize(data) if c["name"] not in SYSTEM_COLLECTIONS]
+    if not collections:
+        raise SchemaError("the schema holds only PocketBase's own system collections")
     _assign_collection_ids(collections)
     problems: list[Problem] = []
     for col in collections:
         problems += _dedupe_fields(col)
-        _assign_field_ids(col)
+        problems += _assign_field_ids(col)
     problems += _resolve_relations(collections)
     for col in collections:
         problems += _check_indexes(col)
@@ -165,14 +169,29 @@ def _dedupe_fields(col: JsonDict) -> list[Problem]:
     return problems
 
 
-def _assign_field_ids(col: JsonDict) -> None:
+def _assign_field_ids(col: JsonDict) -> list[Problem]:
+    """PocketBase's ids where fields have none; ``users`` fields take the fresh ``users``' ids."""
     used: set[str] = set()
+    kept = []
+    problems = []
     for f in col["fields"]:
         fid = f.get("id")
-        merge = col["id"] == USERS_ID and f["name"] in FRESH_USERS_FIELDS
-        if merge or not isinstance(fid, str) or not fid or fid in used:
+        fresh = _FRESH_USERS.get(f["name"]) if col["id"] == USERS_ID else None
+        if fresh is not None and fresh["type"] != f["type"]:
+            problems.append(Problem(
+                col["name"], f["name"],
+                f"every PocketBase's users collection has a {fresh['type']} field {f['name']!r} and an "
+                f"import cannot change a field's type (rename the {f['type']} field)",
+                dropped=f"field {col['name']}.{f['name']} ({f['type']}; users keeps its {fresh['type']} field)",
+            ))
+            continue
+        # A view's fields are PocketBase's reading of its query, with PocketBase's ids.
+        if fresh is not None or col["type"] == "view" or not isinstance(fid, str) or not fid or fid in used:
             f["id"] = field_id(f["type"], f["name"])
         used.add(f["id"])
+        kept.append(f)
+    col["fields"] = kept
+    return problems
 
 
 def _resolve_relations(collections: list[JsonDict]) -> list[Problem]:
@@ -220,8 +239,12 @@ def _complete(col: JsonDict) -> JsonDict:
     if col["type"] == "view":
         keys += ("viewQuery",)
     out = {k: col.get(k) for k in keys}
-    out["system"] = bool(col.get("system"))
+    out["system"] = False  # only PocketBase's own collections are system ones
     out["fields"] = [_complete_field(f) for f in col["fields"]]
+    if col["id"] == USERS_ID:
+        # An import keeps the fields the existing users collection has and the file does not.
+        names = {f["name"] for f in out["fields"]}
+        out["fields"] += [copy.deepcopy(f) for f in FRESH_USERS_FIELDS if f["name"] not in names]
     if col["type"] == "auth":
         out["authRule"] = col.get("authRule")
         out["manageRule"] = col.get("manageRule")

@@ -231,7 +231,7 @@ def _with_system_fields(
     if "id" not in names:
         if ctype == "view":
             head.append({"name": "id", "type": "text", "system": True, "primaryKey": True, "required": True,
-                         "min": 0, "max": 0, "pattern": "", "autogeneratePattern": ""})
+                         "min": 0, "max": 0, "pattern": "^[a-z0-9]+$", "autogeneratePattern": ""})
         else:
             head.append(_ID_FIELD)
     if ctype == "auth" and legacy:
