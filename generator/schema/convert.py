@@ -160,7 +160,7 @@ def _dedupe_fields(col: JsonDict) -> list[Problem]:
             problems.append(Problem(
                 col["name"], f["name"],
                 f"the field name is used twice (also by {seen[key]!r}); PocketBase keeps one column per name",
-                dropped=f"field {col['name']}.{f['name']} (the second {f['type']} field of that name)",
+                dropped=f"field {col['name']}.{f['name']} (the second one, {f['type']})",
             ))
             continue
         seen[key] = f["name"]
@@ -182,7 +182,7 @@ def _assign_field_ids(col: JsonDict) -> list[Problem]:
                 col["name"], f["name"],
                 f"every PocketBase's users collection has a {fresh['type']} field {f['name']!r} and an "
                 f"import cannot change a field's type (rename the {f['type']} field)",
-                dropped=f"field {col['name']}.{f['name']} ({f['type']}; users keeps its {fresh['type']} field)",
+                dropped=f"field {col['name']}.{f['name']} ({f['type']})",
             ))
             continue
         # A view's fields are PocketBase's reading of its query, with PocketBase's ids.
@@ -218,7 +218,7 @@ def _resolve_relations(collections: list[JsonDict]) -> list[Problem]:
                     )
                     problems.append(Problem(
                         col["name"], f["name"], why,
-                        dropped=f"field {col['name']}.{f['name']} (relation to {target!r})",
+                        dropped=f"field {col['name']}.{f['name']} (relation)",
                     ))
                     continue
             kept.append(f)
@@ -238,13 +238,14 @@ def _complete(col: JsonDict) -> JsonDict:
     keys: tuple[str, ...] = _COLLECTION_KEYS
     if col["type"] == "view":
         keys += ("viewQuery",)
-    out = {k: col.get(k) for k in keys}
+    out: JsonDict = {k: col.get(k) for k in keys}
     out["system"] = False  # only PocketBase's own collections are system ones
-    out["fields"] = [_complete_field(f) for f in col["fields"]]
+    fields = [_complete_field(f) for f in col["fields"]]
     if col["id"] == USERS_ID:
         # An import keeps the fields the existing users collection has and the file does not.
-        names = {f["name"] for f in out["fields"]}
-        out["fields"] += [copy.deepcopy(f) for f in FRESH_USERS_FIELDS if f["name"] not in names]
+        names = {f["name"] for f in fields}
+        fields += [copy.deepcopy(f) for f in FRESH_USERS_FIELDS if f["name"] not in names]
+    out["fields"] = fields
     if col["type"] == "auth":
         out["authRule"] = col.get("authRule")
         out["manageRule"] = col.get("manageRule")
@@ -306,6 +307,11 @@ def index_columns(sql: str) -> list[str] | None:
     return names
 
 
+def _index_name(sql: str) -> str:
+    match = re.search(r"INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?[`\"\[]?(\w+)", sql, re.IGNORECASE)
+    return match.group(1) if match else " ".join(sql.split())
+
+
 def _check_indexes(col: JsonDict) -> list[Problem]:
     if col["type"] == "view":
         return []
@@ -317,8 +323,8 @@ def _check_indexes(col: JsonDict) -> list[Problem]:
         if missing:
             problems.append(Problem(
                 col["name"], None,
-                f"index on column {missing[0]!r}, which is not a field: {' '.join(sql.split())}",
-                dropped=f"index of {col['name']}: {' '.join(sql.split())}",
+                f"index {_index_name(sql)} is on column {missing[0]!r}, which is not a field",
+                dropped=f"index {_index_name(sql)} of {col['name']}",
             ))
             continue
         kept.append(sql)
@@ -361,8 +367,8 @@ def _check_rules(collections: list[JsonDict]) -> list[Problem]:
                 why = _unresolved(path, col, by_name, by_id)
                 if why:
                     problems.append(Problem(
-                        col["name"], None, f"`{key}` {why}: {rule}",
-                        dropped=f"{key} of {col['name']} (now superusers only): {rule}",
+                        col["name"], None, f"`{key}` {why}",
+                        dropped=f"{key} of {col['name']} (now superusers only)",
                     ))
                     col[key] = None
                     break
