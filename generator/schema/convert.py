@@ -159,7 +159,7 @@ def _dedupe_fields(col: JsonDict) -> list[Problem]:
         if key in seen:
             problems.append(Problem(
                 col["name"], f["name"],
-                f"the field name is used twice (also by {seen[key]!r}); PocketBase keeps one column per name",
+                f"the field name is used twice (also by {seen[key]!r})",
                 dropped=f"field {col['name']}.{f['name']} (the second one, {f['type']})",
             ))
             continue

@@ -187,8 +187,8 @@ def _normalize_field(raw: object, collection: str, index: int) -> JsonDict:
         field["onlyInt"] = True
     if "convertUrls" in opts and "convertURLs" not in field:
         field["convertURLs"] = bool(opts["convertUrls"])
-    if ftype in ("text", "password") and isinstance(nested, Mapping):
-        # Legacy exports write `null` where 0.23+ writes 0 for "no limit" on text.
+    if ftype in ("text", "password"):
+        # Legacy exports write `null` (or nothing) where 0.23+ writes 0 for "no limit" on text.
         for key in ("min", "max"):
             if field.get(key) is None:
                 field[key] = 0
@@ -196,7 +196,7 @@ def _normalize_field(raw: object, collection: str, index: int) -> JsonDict:
         field["maxSelect"] = 1
     if ftype == "relation" and isinstance(nested, Mapping) and field.get("maxSelect") in (None, 0):
         field["maxSelect"] = LEGACY_UNBOUNDED_SELECT
-    if ftype == "date" and isinstance(nested, Mapping):
+    if ftype == "date":
         for key in ("min", "max"):
             if field.get(key) is None:
                 field[key] = ""
