@@ -331,3 +331,28 @@ def test_unchanged_types_survive() -> None:
         again: PBCollection | None = result.schema.by_id_or_name(col.name)
         assert again is not None
         assert [f.name for f in again.fields] == [f.name for f in col.fields]
+
+
+def test_a_base_collection_named_users_cannot_be_converted() -> None:
+    users = _legacy("users", [{"name": "nick", "type": "text"}])
+    posts = _legacy("posts", [{"name": "by", "type": "relation", "options": {"collectionId": "users_id"}}])
+    with pytest.raises(SchemaError) as refused:
+        convert([copy.deepcopy(users), copy.deepcopy(posts)])
+    assert str(refused.value) == (
+        "collection 'users': every PocketBase has an auth collection named 'users'; a base "
+        "collection cannot take its name (rename it)"
+    )
+    forced = convert([users, posts], force=True)
+    assert [p.dropped for p in forced.dropped] == ["collection users", "field posts.by (relation)"]
+    assert [c["name"] for c in forced.collections] == ["posts"]
+
+
+def test_auth_users_with_another_id_becomes_the_system_users() -> None:
+    users = {"id": "abc123", "name": "users", "type": "auth", "fields": [{"name": "nick", "type": "text"}]}
+    posts = {"name": "posts", "type": "base", "fields": [
+        {"name": "by", "type": "relation", "collectionId": "abc123", "maxSelect": 1},
+    ], "listRule": "// who may list\nby = @request.auth.id"}
+    out = {c["name"]: c for c in convert([users, posts]).collections}
+    assert out["users"]["id"] == USERS_ID
+    assert out["posts"]["fields"][1]["collectionId"] == USERS_ID
+    assert out["posts"]["listRule"] == "// who may list\nby = @request.auth.id"

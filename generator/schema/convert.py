@@ -77,14 +77,16 @@ def convert(data: object, *, force: bool = False) -> Conversion:
     """Any export → import-ready current-format collections; problems raise unless ``force``."""
     items = _collection_items(data)
     collections = [c for c in normalize(data) if c["name"] not in SYSTEM_COLLECTIONS]
+    problems = _users_name_clash(collections)
+    gone = {str(c.get("id") or c["name"]) for c in collections if c["name"] == "users" and c["type"] != "auth"}
+    collections = [c for c in collections if c["name"] != "users" or c["type"] == "auth"]
     if not collections:
         raise SchemaError("the schema holds only PocketBase's own system collections")
     _assign_collection_ids(collections)
-    problems: list[Problem] = []
     for col in collections:
         problems += _dedupe_fields(col)
         problems += _assign_field_ids(col)
-    problems += _resolve_relations(collections)
+    problems += _resolve_relations(collections, gone | {"users"} if gone else set())
     for col in collections:
         problems += _check_indexes(col)
     problems += _check_rules(collections)
@@ -124,12 +126,18 @@ def _collection_items(data: object) -> list[Any]:
 
 
 def _source_format(items: Iterable[Any]) -> str:
-    kinds = {
-        "legacy" if "fields" not in c and "schema" in c else "current"
-        for c in items
-        if isinstance(c, Mapping)
-    }
+    kinds = {_format_of(c) for c in items if isinstance(c, Mapping)}
     return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _format_of(collection: Mapping[str, Any]) -> str:
+    if "fields" not in collection and "schema" in collection:
+        return "legacy"
+    fields = collection.get("fields")
+    nested = isinstance(fields, list) and any(
+        isinstance(f, Mapping) and isinstance(f.get("options"), Mapping) for f in fields
+    )
+    return "hybrid" if nested else "current"
 
 
 def _assign_collection_ids(collections: list[JsonDict]) -> None:
@@ -137,8 +145,8 @@ def _assign_collection_ids(collections: list[JsonDict]) -> None:
     names = {c["name"] for c in collections}
     for col in collections:
         old = col.get("id")
-        if col["type"] == "auth" and col["name"] == "users" and old in (None, "", "users"):
-            col["id"] = USERS_ID
+        if col["type"] == "auth" and col["name"] == "users":
+            col["id"] = USERS_ID  # the users collection every PocketBase has, whatever its id was
         elif not isinstance(old, str) or not old or old in names:
             col["id"] = collection_id(col["type"], col["name"])
         col["_old_id"] = old if isinstance(old, str) and old else col["name"]
@@ -148,6 +156,19 @@ def _assign_collection_ids(collections: list[JsonDict]) -> None:
                 i.replace(f"`_{col['_old_id']}_username_idx`", f"`_{USERS_ID}_username_idx`")
                 for i in col["indexes"]
             ]
+
+
+def _users_name_clash(collections: list[JsonDict]) -> list[Problem]:
+    return [
+        Problem(
+            c["name"], None,
+            f"every PocketBase has an auth collection named 'users'; a {c['type']} collection "
+            "cannot take its name (rename it)",
+            dropped=f"collection {c['name']}",
+        )
+        for c in collections
+        if c["name"] == "users" and c["type"] != "auth"
+    ]
 
 
 def _dedupe_fields(col: JsonDict) -> list[Problem]:
@@ -194,7 +215,7 @@ def _assign_field_ids(col: JsonDict) -> list[Problem]:
     return problems
 
 
-def _resolve_relations(collections: list[JsonDict]) -> list[Problem]:
+def _resolve_relations(collections: list[JsonDict], gone: set[str]) -> list[Problem]:
     by_key: dict[str, str] = {}
     for col in collections:
         by_key[col["name"]] = col["id"]
@@ -208,7 +229,7 @@ def _resolve_relations(collections: list[JsonDict]) -> list[Problem]:
                 target = f.get("collectionId")
                 if isinstance(target, str) and target in by_key:
                     f["collectionId"] = by_key[target]
-                elif target in (USERS_ID, "users"):
+                elif target in (USERS_ID, "users") and target not in gone:
                     f["collectionId"] = USERS_ID  # every PocketBase has it
                 else:
                     why = (
@@ -336,12 +357,13 @@ def _check_indexes(col: JsonDict) -> list[Problem]:
 
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _IDENT = re.compile(r"@?[A-Za-z_][\w]*(?:\.@?[\w]+)*(?::\w+)?(?P<call>\s*\()?")
+_COMMENT = re.compile(r"//[^\n]*")
 _KEYWORDS = frozenset({"true", "false", "null", "TRUE", "FALSE", "NULL"})
 
 
 def rule_paths(rule: str) -> list[str]:
     """The record paths a rule names (``author.name``, ``@collection.posts.author``), in order."""
-    text = _STRING.sub("''", rule)
+    text = _COMMENT.sub("", _STRING.sub("''", rule))
     out = []
     for match in _IDENT.finditer(text):
         token = match.group(0)
