@@ -356,3 +356,15 @@ def test_auth_users_with_another_id_becomes_the_system_users() -> None:
     assert out["users"]["id"] == USERS_ID
     assert out["posts"]["fields"][1]["collectionId"] == USERS_ID
     assert out["posts"]["listRule"] == "// who may list\nby = @request.auth.id"
+
+
+def test_rule_paths() -> None:
+    from hapta_gen.schema.rules import rule_paths
+
+    rule = (
+        "// only owners\n@request.auth.id = owner.id && title ~ 'a.b' && n > 1.5e3 && "
+        "strftime('%Y', created) = \"2024\" && tags:length > 0 && @collection.users.name ?= x && null != y"
+    )
+    assert rule_paths(rule) == [
+        "@request.auth.id", "owner.id", "title", "n", "created", "tags", "@collection.users.name", "x", "y"
+    ]

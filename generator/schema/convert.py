@@ -16,11 +16,16 @@ of any shape the loader reads into the current format, ready for that import:
   id, and a different id for the same column name fails);
 * relations that name their target collection, or its old id, point at its id.
 
+Then every key PocketBase stores is filled in with PocketBase's value (``pb_defaults``), so the
+result is byte for byte what ``schema pull`` writes after importing it.
+
 What cannot be converted is a ``Problem`` naming the collection and field: a field name used
 twice, an index on a column that does not exist, a relation whose target is in neither the file
-nor a fresh PocketBase, a rule naming a field that does not exist. ``convert`` raises the first
-as a ``SchemaError``; with ``force`` it drops what each one names (the later duplicate, the
-index, the relation field, the rule, which becomes superuser-only) and lists it. Pure functions.
+nor a fresh PocketBase, a rule naming a field that does not exist (``rules``), a ``users`` field
+whose type clashes with the system one, a base collection named ``users``. ``convert`` raises
+the first as a ``SchemaError``; with ``force`` it drops what each one names (the later
+duplicate, the index, the field, the rule, which becomes superuser-only, the collection) and
+lists it. Pure functions.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from .pb_defaults import (
     FRESH_USERS_FIELDS,
     SYSTEM_COLLECTIONS,
 )
+from .rules import rule_paths, unresolved_path
 
 #: The id of the auth collection ``users`` that every PocketBase has (since before 0.23).
 USERS_ID = "_pb_users_auth_"
@@ -58,8 +64,8 @@ class Problem:
     message: str
     dropped: str
 
-    def line(self) -> str:
-        return str(SchemaError(self.message, collection=self.collection, field=self.field))
+    def error(self) -> SchemaError:
+        return SchemaError(self.message, collection=self.collection, field=self.field)
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,8 @@ class Conversion:
     schema: PBSchema
     #: What ``force`` dropped (empty without ``force``: a problem is an error then).
     dropped: tuple[Problem, ...]
-    #: ``"legacy"`` (< 0.23, ``schema`` with nested ``options``), ``"current"`` or ``"mixed"``.
+    #: ``"legacy"`` (< 0.23: ``schema``, nested ``options``), ``"current"``, ``"hybrid"`` (``fields``
+    #: with nested ``options``) or ``"mixed"``.
     source_format: str
 
 
@@ -78,20 +85,20 @@ def convert(data: object, *, force: bool = False) -> Conversion:
     items = _collection_items(data)
     collections = [c for c in normalize(data) if c["name"] not in SYSTEM_COLLECTIONS]
     problems = _users_name_clash(collections)
-    gone = {str(c.get("id") or c["name"]) for c in collections if c["name"] == "users" and c["type"] != "auth"}
-    collections = [c for c in collections if c["name"] != "users" or c["type"] == "auth"]
+    gone = {str(c.get("id") or c["name"]) for c in collections if _is_base_users(c)}
+    collections = [c for c in collections if not _is_base_users(c)]
     if not collections:
         raise SchemaError("the schema holds only PocketBase's own system collections")
     _assign_collection_ids(collections)
     for col in collections:
         problems += _dedupe_fields(col)
         problems += _assign_field_ids(col)
-    problems += _resolve_relations(collections, gone | {"users"} if gone else set())
+    problems += _resolve_relations(collections, (gone | {"users"}) if gone else set())
     for col in collections:
         problems += _check_indexes(col)
     problems += _check_rules(collections)
     if problems and not force:
-        raise SchemaError(problems[0].message, collection=problems[0].collection, field=problems[0].field)
+        raise problems[0].error()
     collections = [_complete(c) for c in collections]
     return Conversion(
         collections=collections,
@@ -158,6 +165,10 @@ def _assign_collection_ids(collections: list[JsonDict]) -> None:
             ]
 
 
+def _is_base_users(col: JsonDict) -> bool:
+    return bool(col["name"] == "users" and col["type"] != "auth")
+
+
 def _users_name_clash(collections: list[JsonDict]) -> list[Problem]:
     return [
         Problem(
@@ -167,7 +178,7 @@ def _users_name_clash(collections: list[JsonDict]) -> list[Problem]:
             dropped=f"collection {c['name']}",
         )
         for c in collections
-        if c["name"] == "users" and c["type"] != "auth"
+        if _is_base_users(c)
     ]
 
 
@@ -355,26 +366,6 @@ def _check_indexes(col: JsonDict) -> list[Problem]:
 
 # ------------------------------------------------------------------------------ rules
 
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-_IDENT = re.compile(r"@?[A-Za-z_][\w]*(?:\.@?[\w]+)*(?::\w+)?(?P<call>\s*\()?")
-_COMMENT = re.compile(r"//[^\n]*")
-_KEYWORDS = frozenset({"true", "false", "null", "TRUE", "FALSE", "NULL"})
-
-
-def rule_paths(rule: str) -> list[str]:
-    """The record paths a rule names (``author.name``, ``@collection.posts.author``), in order."""
-    text = _COMMENT.sub("", _STRING.sub("''", rule))
-    out = []
-    for match in _IDENT.finditer(text):
-        token = match.group(0)
-        if match.group("call") or token in _KEYWORDS:
-            continue
-        start = match.start()
-        if start and (text[start - 1].isalnum() or text[start - 1] in "_.:"):
-            continue  # the tail of a number or of another token
-        out.append(token.split(":")[0])
-    return out
-
 
 def _check_rules(collections: list[JsonDict]) -> list[Problem]:
     by_name = {c["name"]: c for c in collections}
@@ -386,7 +377,7 @@ def _check_rules(collections: list[JsonDict]) -> list[Problem]:
             if not isinstance(rule, str) or not rule.strip():
                 continue
             for path in rule_paths(rule):
-                why = _unresolved(path, col, by_name, by_id)
+                why = unresolved_path(path, col, by_name, by_id)
                 if why:
                     problems.append(Problem(
                         col["name"], None, f"`{key}` {why}",
@@ -395,41 +386,3 @@ def _check_rules(collections: list[JsonDict]) -> list[Problem]:
                     col[key] = None
                     break
     return problems
-
-
-def _unresolved(
-    path: str, col: JsonDict, by_name: Mapping[str, JsonDict], by_id: Mapping[str, JsonDict]
-) -> str:
-    """Why ``path`` names no field (\"\" when it does, or when it is not checked offline)."""
-    parts = path.split(".")
-    if parts[0].startswith("@"):
-        if parts[0] != "@collection" or len(parts) < 3:
-            return ""  # @request.*, @now and the other macros
-        target = by_name.get(parts[1])
-        if target is None:
-            return f"names collection {parts[1]!r}, which is not in the file"
-        return _walk(parts[2:], target, by_name, by_id)
-    return _walk(parts, col, by_name, by_id)
-
-
-def _walk(
-    parts: list[str], col: JsonDict, by_name: Mapping[str, JsonDict], by_id: Mapping[str, JsonDict]
-) -> str:
-    current: JsonDict | None = col
-    for i, part in enumerate(parts):
-        if current is None:
-            return ""  # past a relation whose target is not in the file
-        fields = {f["name"]: f for f in current["fields"]}
-        field = fields.get(part)
-        if field is None:
-            back = re.fullmatch(r"(\w+)_via_(\w+)", part)
-            if back and back.group(1) in by_name:
-                current = by_name[back.group(1)]
-                continue
-            where = "" if current is col else f" of collection {current['name']!r}"
-            return f"names {'.'.join(parts[: i + 1])!r}, but there is no field {part!r}{where}"
-        if field["type"] == "relation":
-            current = by_id.get(str(field.get("collectionId")))
-        elif i + 1 < len(parts):
-            return ""  # json paths, and modifiers PocketBase checks itself
-    return ""
