@@ -1,6 +1,7 @@
 """The ``hapta-gen`` command line: a thin Typer shell over the library.
 
     hapta-gen schema pull      # live PocketBase → pb_schema.json
+    hapta-gen schema convert   # any export (legacy < 0.23 too) → the current, importable format
     hapta-gen schema diff      # has the schema changed under the code?
     hapta-gen build            # pb_schema.json → the gateway package (or --check for drift)
     hapta-gen config schema    # the JSON Schema of hapta.yaml, for editors

@@ -1,10 +1,11 @@
-"""``hapta-gen schema ...``: pull the schema of a live PocketBase, and compare schemas.
+"""``hapta-gen schema ...``: pull the schema of a live PocketBase, convert an export, compare schemas.
 
 The main CLI mounts ``schema_app`` with ``app.add_typer(schema_app, name="schema")``.
 Connection settings come from flags, else the environment (``PB_URL``, ``PB_SUPERUSER_EMAIL``,
 ``PB_SUPERUSER_PASSWORD``), else a ``.env`` file in the working directory; real environment
 variables always win over ``.env``. Progress goes to stderr, results to stdout; errors are one
-``error: ...`` line and exit code 2 (``diff`` exits 1 when the schemas differ).
+``error: ...`` line and exit code 2 (``diff`` exits 1 when the schemas differ). ``convert``
+works offline.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import typer
 from dotenv import dotenv_values
 
 from ..errors import HaptaError
+from ..schema.convert import convert
 from ..schema.diff import diff_collections
 from ..schema.loader import normalize, read_json
 from ..schema.pull import DEFAULT_PAGE_SIZE, pull_collections
@@ -31,7 +33,10 @@ ENV_PASSWORD = "PB_SUPERUSER_PASSWORD"
 DEFAULT_SCHEMA = Path("pb_schema.json")
 
 schema_app = typer.Typer(
-    help="Pull a live PocketBase schema into pb_schema.json, or compare schemas.",
+    help=(
+        "Pull a live PocketBase schema into pb_schema.json, convert any export into the current "
+        "format, or compare schemas."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -161,6 +166,69 @@ def pull_command(
     summary = (
         f"wrote {'stdout' if to_stdout else out}: "
         f"{len(snapshot)} collections, {count_fields(snapshot)} fields"
+    )
+    typer.echo(summary, err=to_stdout)
+
+
+_CONVERT_HELP = "\n\n".join(
+    (
+        "Rewrite any PocketBase export in the current format, so an import keeps every field.",
+        "PocketBase 0.23+ answers an import of an older export (`schema` with nested `options`) "
+        "with success and keeps none of its fields. This writes the file PocketBase 0.23+ takes "
+        "whole (Dashboard > Settings > Import collections, or PUT /api/collections/import), "
+        "exactly as `schema pull` writes it after that import: options under their current "
+        "names, the fields older exports leave implicit (id, created/updated as autodate "
+        "fields, the auth fields), PocketBase's ids, @request.data renamed @request.body, and "
+        "`users` merged into the users collection every PocketBase has.",
+        "What PocketBase cannot take (a field name used twice, an index on a missing column, a "
+        "relation to a collection that does not exist, a rule naming a missing field, a type "
+        "clash with a field of the system users collection) is one error line naming the "
+        "collection and field, and nothing is written. --force drops those instead (a dropped "
+        "rule becomes superusers-only) and lists each on stderr.",
+        "Exit code 0: written; 2: cannot convert or cannot read the file.",
+    )
+)
+
+
+@schema_app.command("convert", help=_CONVERT_HELP)
+@handle_errors
+def convert_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="The export to convert: any format (legacy < 0.23, current, wrapped, hand-written).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="File to write ('-' for stdout).")
+    ] = DEFAULT_SCHEMA,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write what can be converted and list what was dropped, instead of failing.",
+        ),
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Rewrite any PocketBase export in the current format, so an import keeps every field."""
+    say = (lambda _line: None) if quiet else _progress
+    say(f"reading {source}")
+    result = convert(read_json(source), force=force)
+    for problem in result.dropped:
+        typer.echo(f"dropped {problem.dropped}: {problem.message}", err=True)
+    text = snapshot_text(result.collections)
+    to_stdout = str(out) == "-"
+    if to_stdout:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        _write_atomically(out, text)
+    dropped = f", {len(result.dropped)} dropped" if result.dropped else ""
+    summary = (
+        f"wrote {'stdout' if to_stdout else out}: {len(result.collections)} collections, "
+        f"{count_fields(result.collections)} fields (from {result.source_format} format{dropped})"
     )
     typer.echo(summary, err=to_stdout)
 

@@ -126,12 +126,42 @@ def _normalize_collection(raw: Mapping[str, Any], index: int) -> JsonDict:
         for key in ("createRule", "updateRule", "deleteRule"):
             col[key] = None
     if ctype == "auth":
-        col.setdefault("authRule", "")
-        col.setdefault("manageRule", options.get("manageRule") if legacy else None)
         if legacy:
+            col.setdefault("authRule", "verified=true" if options.get("onlyVerified") else "")
+            col.setdefault("manageRule", options.get("manageRule") or None)
             col.update(_legacy_auth_options(options))
-    col["fields"] = _with_system_fields(fields, ctype, legacy)
+        col.setdefault("authRule", "")
+        col.setdefault("manageRule", None)
+    col["fields"] = _with_system_fields(fields, ctype, legacy, options)
+    if any(isinstance(f, Mapping) and f.get("unique") is True for f in raw_fields):
+        col["indexes"] = col["indexes"] + _unique_indexes(raw_fields, name)
+    if legacy and ctype == "auth":
+        col["indexes"] = [_username_index(col), *col["indexes"]]
+    for key in (*_RULE_KEYS, "authRule", "manageRule"):
+        if isinstance(col.get(key), str):
+            col[key] = _current_rule(col[key])
     return col
+
+
+def _current_rule(rule: str) -> str:
+    """PocketBase 0.23 renamed ``@request.data`` to ``@request.body`` (its upgrade does the same)."""
+    return rule.replace("@request.data", "@request.body")
+
+
+def _unique_indexes(raw_fields: list[Any], collection: str) -> list[str]:
+    """Very old exports (< 0.16) mark unique fields with ``unique``; PocketBase made them indexes."""
+    out = []
+    for f in raw_fields:
+        if isinstance(f, Mapping) and f.get("unique") is True and isinstance(f.get("name"), str):
+            key = f.get("id") or f["name"]
+            out.append(f"CREATE UNIQUE INDEX `idx_unique_{key}` ON `{collection}` (`{f['name']}`)")
+    return out
+
+
+def _username_index(col: Mapping[str, Any]) -> str:
+    """Legacy usernames were unique; the 0.23 upgrade keeps them unique with this index."""
+    cid = col.get("id") or col["name"]
+    return f"CREATE UNIQUE INDEX `_{cid}_username_idx` ON `{col['name']}` (username COLLATE NOCASE)"
 
 
 def _normalize_field(raw: object, collection: str, index: int) -> JsonDict:
@@ -157,8 +187,8 @@ def _normalize_field(raw: object, collection: str, index: int) -> JsonDict:
         field["onlyInt"] = True
     if "convertUrls" in opts and "convertURLs" not in field:
         field["convertURLs"] = bool(opts["convertUrls"])
-    if ftype in ("text", "password") and isinstance(nested, Mapping):
-        # Legacy exports write `null` where 0.23+ writes 0 for "no limit" on text.
+    if ftype in ("text", "password"):
+        # Legacy exports write `null` (or nothing) where 0.23+ writes 0 for "no limit" on text.
         for key in ("min", "max"):
             if field.get(key) is None:
                 field[key] = 0
@@ -166,7 +196,7 @@ def _normalize_field(raw: object, collection: str, index: int) -> JsonDict:
         field["maxSelect"] = 1
     if ftype == "relation" and isinstance(nested, Mapping) and field.get("maxSelect") in (None, 0):
         field["maxSelect"] = LEGACY_UNBOUNDED_SELECT
-    if ftype == "date" and isinstance(nested, Mapping):
+    if ftype == "date":
         for key in ("min", "max"):
             if field.get(key) is None:
                 field[key] = ""
@@ -191,7 +221,9 @@ def _legacy_auth_options(options: Mapping[str, Any]) -> JsonDict:
     }
 
 
-def _with_system_fields(fields: list[JsonDict], ctype: str, legacy: bool) -> list[JsonDict]:
+def _with_system_fields(
+    fields: list[JsonDict], ctype: str, legacy: bool, options: Mapping[str, Any]
+) -> list[JsonDict]:
     """Add the fields PocketBase always has but older exports leave implicit."""
     names = {f["name"] for f in fields}
     head: list[JsonDict] = []
@@ -199,14 +231,26 @@ def _with_system_fields(fields: list[JsonDict], ctype: str, legacy: bool) -> lis
     if "id" not in names:
         if ctype == "view":
             head.append({"name": "id", "type": "text", "system": True, "primaryKey": True, "required": True,
-                         "min": 0, "max": 0, "pattern": "", "autogeneratePattern": ""})
+                         "min": 0, "max": 0, "pattern": "^[a-z0-9]+$", "autogeneratePattern": ""})
         else:
             head.append(_ID_FIELD)
     if ctype == "auth" and legacy:
-        head += [f for f in _AUTH_FIELDS if f["name"] not in names]
+        head += [_legacy_auth_field(f, options) for f in _AUTH_FIELDS if f["name"] not in names]
     if legacy and ctype != "view":
         tail += [f for f in _AUTODATE_FIELDS if f["name"] not in names]
     return [dict(f) for f in head] + fields + [dict(f) for f in tail]
+
+
+def _legacy_auth_field(field: JsonDict, options: Mapping[str, Any]) -> JsonDict:
+    """A system auth field with the legacy collection options that now live on it."""
+    out = dict(field)
+    if field["name"] == "password" and isinstance(options.get("minPasswordLength"), int):
+        out["min"] = options["minPasswordLength"] or field["min"]
+    if field["name"] == "email":
+        out["required"] = bool(options.get("requireEmail", field["required"]))
+        out["exceptDomains"] = list(options.get("exceptEmailDomains") or [])
+        out["onlyDomains"] = list(options.get("onlyEmailDomains") or [])
+    return out
 
 
 _ID_FIELD: JsonDict = {
@@ -226,9 +270,10 @@ _AUTH_FIELDS: tuple[JsonDict, ...] = (
      "system": True, "type": "bool"},
     {"hidden": False, "name": "verified", "presentable": False, "required": False, "system": True,
      "type": "bool"},
-    # Before 0.23 every auth collection had a username; the upgrade kept it as a plain field.
+    # Before 0.23 every auth collection had a username; the upgrade kept it as a plain field
+    # (required, autogenerated when blank, unique through an index: see _username_index).
     {"autogeneratePattern": "users[0-9]{6}", "hidden": False, "max": 150, "min": 3, "name": "username",
-     "pattern": "^[\\w][\\w\\.\\-]*$", "presentable": False, "primaryKey": False, "required": False,
+     "pattern": "^[\\w][\\w\\.\\-]*$", "presentable": False, "primaryKey": False, "required": True,
      "system": False, "type": "text"},
 )
 _AUTODATE_FIELDS: tuple[JsonDict, ...] = (
