@@ -322,20 +322,41 @@ class Response:
         ``OSError`` if the file cannot be written, and the response is then closed (its
         connection too, never reused). Not for streams: their body has no end.
         """
+        await self.read_or_spool(-1)
+
+    async def read_or_spool(self, limit: int) -> bytes | None:
+        """The whole body when it is at most ``limit`` bytes; else ``None``, the body having
+        been spooled (``spool``). Either way the connection is back in the pool on return, so
+        the caller may take its time to pass the body on. Raises like ``spool``."""
         if self._stream:
             raise ValueError("a stream's body has no end to spool to")
         if self._conn is None:
-            return
-        file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115  (kept)
+            return b""
+        parts: list[bytes] = []
+        size = 0
+        body = self.iter_body()
         try:
-            async for chunk in self.iter_body():
-                file.write(chunk)
+            async for chunk in body:
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
+            else:
+                return b"".join(parts)
+            file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115  (kept)
+            try:
+                file.writelines(parts)
+                async for chunk in body:
+                    file.write(chunk)
+            except BaseException:
+                file.close()
+                raise
         except BaseException:
-            file.close()
             self.close()
             raise
         file.seek(0)
         self._spool = file
+        return None
 
     async def iter_body(self) -> AsyncIterator[bytes]:
         """The body in the pieces PocketBase sent (or from the spool); the connection goes

@@ -523,6 +523,36 @@ def test_spool_of_a_complete_answer_keeps_its_body() -> None:
     run(main())
 
 
+def test_read_or_spool_reads_small_answers_whole_and_spools_long_ones() -> None:
+    big = bytes(range(256)) * 1024  # 256 KiB, sent in pieces
+
+    async def handler(conn: Conn) -> None:
+        while (req := await conn.request()) is not None:
+            if req.target == "/big":
+                await conn.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                for i in range(0, len(big), 16384):
+                    piece = big[i : i + 16384]
+                    await conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await conn.send(b"0\r\n\r\n")
+            else:
+                await conn.send(response(req.target.encode()))
+
+    async def main() -> None:
+        async with ScriptedServer(handler) as server:
+            client = pool(server.url, max_connections=1, pool_timeout=1.0)
+            small = await client.request("GET", b"/small", [])
+            assert await small.read_or_spool(64 * 1024) == b"/small"
+            resp = await client.request("GET", b"/big", [])
+            assert await resp.read_or_spool(64 * 1024) is None  # past the limit: spooled
+            # The one pooled connection is free again while the spooled body is unread.
+            assert await get(client, b"/other") == b"/other"
+            assert len(server.conns) == 1
+            assert await resp.read() == big
+            await client.aclose()
+
+    run(main())
+
+
 # ---------------------------------------------------------------- drip
 
 

@@ -6,10 +6,11 @@ the client address is the one forwarded. Realtime streams (``GET /api/realtime``
 upstream connection of their own (``realtime.relay``), within ``HAPTA_MAX_STREAMS`` and
 ``HAPTA_MAX_STREAMS_PER_IP``.
 
-A slow reader never holds a pooled upstream connection: an answer that is not complete when its
-head arrives (a long list, a file) is first read at PocketBase's speed into a spool
-(``Response.spool``) and the connection goes back to the pool; the client is then sent the spool,
-and a client that stops reading for ``HAPTA_SEND_TIMEOUT`` seconds is dropped.
+A slow reader never holds a pooled upstream connection: an answer is read whole before the client
+is sent a byte, in memory up to 64 KiB (the usual JSON, sent as one message), else at
+PocketBase's speed into a spool (``Response.read_or_spool``); the connection then goes back to
+the pool, the client is sent the spool, and a client that stops reading for
+``HAPTA_SEND_TIMEOUT`` seconds is dropped.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ _DROP_REQUEST = frozenset(
         b"x-forwarded-proto",
     }
 )
+#: Answers up to this size are sent in one message (the usual JSON); longer ones are spooled
+#: and sent piece by piece, each piece within ``HAPTA_SEND_TIMEOUT``.
+_INLINE = 64 * 1024
 #: Response headers never passed back (hop-by-hop; the server frames the body itself).
 _DROP_RESPONSE = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"trailer", b"upgrade"}
@@ -96,23 +100,24 @@ class Forward:
         }
         st.status = response.status
         try:
-            if response.complete:  # the usual JSON answer: one message, no streaming
-                data = await response.read()
-                st.responding = True
-                await send(start)
-                await send({"type": "http.response.body", "body": data})
-                st.size = len(data)
-                return
-            # A long list or a file: read it at PocketBase's speed and give the pooled
-            # connection back, so a slow client never holds one.
+            # The usual JSON answer is read whole and sent as one message; a long list or a
+            # file is read at PocketBase's speed into a spool instead. Either way the pooled
+            # connection is free again before the client is sent a byte, so a slow client
+            # never holds one.
             try:
-                await response.spool()
+                data = await response.read_or_spool(_INLINE)
             except UpstreamTimeout:  # nothing has gone to the client yet
                 self.metrics.upstream_call(route.name, "timeout")
                 raise ApiError(504, UPSTREAM_TIMEOUT) from None
             except UpstreamError:
                 self.metrics.upstream_call(route.name, "broken")
                 raise ApiError(502, UPSTREAM_DOWN) from None
+            if data is not None:
+                st.responding = True
+                await send(start)
+                await send({"type": "http.response.body", "body": data})
+                st.size = len(data)
+                return
             st.responding = True
             try:
                 await self._send(send, start)
