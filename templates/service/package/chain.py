@@ -49,7 +49,5 @@ def _cache_store(settings: Settings, metrics: Metrics) -> CacheStore:
         f"response cache on: entries live at most {settings.cache_ttl:g} s (HAPTA_CACHE_TTL), "
         "because writes made outside this gateway are not observed yet"
     )
-    logs.log.info(
-        msg, extra={"fields": {"msg": msg, "max_bytes": settings.cache_max_bytes}}
-    )
+    logs.log.info(msg, extra={"fields": {"msg": msg, "max_bytes": settings.cache_max_bytes}})
     return store
