@@ -59,12 +59,55 @@ class ReadPlan:
 
 def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
     """The plan for a GET list/view, or ``None`` when it must not be cached."""
-    spec = route.collection
-    if spec is None:
+    origin = _header(scope, b"origin")
+    path: str = scope["path"]
+    query: bytes = scope["query_string"]
+    memo = (path, query, origin)
+    static = _STATIC.get(memo, _UNKNOWN)
+    if static is _UNKNOWN:
+        static = _static(route, _pairs(query), path, origin)
+        if len(path) + len(query) <= _MEMO_LENGTH:
+            if len(_STATIC) >= _MEMO_SIZE:
+                _STATIC.clear()
+            _STATIC[memo] = static
+    if not isinstance(static, _Static):
         return None
+    credential = _credential(scope)
+    if not credential:
+        return ReadPlan(static.base + (b"",), None, static.tags)
+    shared = static.base + (b"",) if static.shareable and _regular_user(scope) else None
+    return ReadPlan(static.base + (credential,), shared, static.scoped_tags)
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What a request's plan owes to the request alone, not to the caller."""
+
+    base: tuple[object, ...]
+    tags: frozenset[str]
+    scoped_tags: frozenset[str]
+    #: An authenticated caller gets the same bytes as a guest (if a regular user).
+    shareable: bool
+
+
+_STATIC: dict[tuple[str, bytes, bytes | None], _Static | None] = {}
+_UNKNOWN = object()
+_MEMO_SIZE = 4096
+_MEMO_LENGTH = 1024
+
+
+def _pairs(query: bytes) -> list[tuple[str, str]] | None:
     try:
-        pairs = query_pairs(scope["query_string"], strict=True)
+        return query_pairs(query, strict=True)
     except Unreadable:
+        return None
+
+
+def _static(
+    route: Route, pairs: list[tuple[str, str]] | None, path: str, origin: bytes | None
+) -> _Static | None:
+    spec = route.collection
+    if spec is None or pairs is None:
         return None
     expanded = _expanded(spec, [v for k, v in pairs if k == "expand"])
     if expanded is None:
@@ -77,26 +120,18 @@ def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
         return None
     if any(rule and _UNCACHEABLE.search(rule) for rule in rules):
         return None
-    credential = _credential(scope)
-    origin = _header(scope, b"origin")
-    base = (scope["path"], tuple(sorted(pairs, key=itemgetter(0))), origin)
     tags = set(DEPENDS[spec.name] if listing else _record_tags(spec, route.record_id))
     for target in expanded:
         tags |= DEPENDS[target.name]
     if any(rule for rule in rules) or any(_REACHES.search(text) for text in filters):
         tags.add(ANY)
-    if not credential:
-        return ReadPlan(base + (b"",), None, frozenset(tags))
-    tags.add(SCOPED)
-    shared = None
-    if (
+    shareable = (
         all(rule == "" for rule in rules)
         and spec.kind != "auth"
         and all(e.kind != "auth" for e in expanded)
-        and _regular_user(scope)
-    ):
-        shared = base + (b"",)
-    return ReadPlan(base + (credential,), shared, frozenset(tags))
+    )
+    base = (path, tuple(sorted(pairs, key=itemgetter(0))), origin)
+    return _Static(base, frozenset(tags), frozenset(tags | {SCOPED}), shareable)
 
 
 def write_tags(route: Route) -> frozenset[str] | None:
