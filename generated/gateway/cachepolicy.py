@@ -45,7 +45,8 @@ SCOPED = "scoped"
 _REACHES = re.compile(r"[.@]")
 #: Macros whose value is not fixed by the key and the credential: never cached.
 _UNCACHEABLE = re.compile(r"@(?!request\.auth\b|request\.query\b|request\.method\b|collection\.)")
-_AUTH_IDS = frozenset(c.id for c in COLLECTIONS if c.kind == "auth")
+#: Tokens of these collections may share guests' answers; never ``_superusers`` (hidden fields).
+_AUTH_IDS = frozenset(c.id for c in COLLECTIONS if c.kind == "auth" and not c.name.startswith("_"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 """The in-process store of cached answers: bytes and headers by key, bounded in bytes, with tags
 for invalidation.
 
-* Bound: ``max_bytes`` over bodies, headers and a fixed overhead per entry; an answer above a
-  quarter of it is never stored. Least recently used entries go first.
+* Bound: ``max_bytes`` over bodies, headers, tags, keys and a fixed overhead per entry; an
+  answer above a quarter of it is never stored. Least recently used entries go first.
 * Admission (TinyLFU-lite): while there is room every answer is kept; when full, a newcomer
   displaces the least recently used entry only if its key has been asked for at least as often
   (counts are halved now and then, so old popularity fades).
@@ -36,14 +36,26 @@ class Entry:
     __slots__ = ("body", "etag", "expires", "headers", "size", "tags")
 
     def __init__(
-        self, headers: Headers, body: bytes, etag: bytes, tags: frozenset[str], expires: float
+        self,
+        headers: Headers,
+        body: bytes,
+        etag: bytes,
+        tags: frozenset[str],
+        expires: float,
+        key_size: int = 0,
     ) -> None:
         self.headers = headers
         self.body = body
         self.etag = etag
         self.tags = tags
         self.expires = expires
-        self.size = len(body) + sum(len(k) + len(v) for k, v in headers) + OVERHEAD
+        self.size = (
+            len(body)
+            + sum(len(k) + len(v) for k, v in headers)
+            + sum(len(t) for t in tags)
+            + key_size
+            + OVERHEAD
+        )
 
 
 class CacheStore:
@@ -55,8 +67,10 @@ class CacheStore:
         self._by_tag: dict[str, set[Key]] = {}
         self._epoch = 0
         self._floor = 0  # fills begun before this are refused (flush, forgotten tag epochs)
-        self._tag_epochs: dict[str, int] = {}
-        self._counts: dict[Key, int] = {}
+        # Both by hash: a client chooses paths and queries, so their size must not count here.
+        # A collision refuses a fill (epochs) or skews one admission (counts): never unsafe.
+        self._tag_epochs: dict[int, int] = {}
+        self._counts: dict[int, int] = {}
         self._lookups = 0
 
     def __len__(self) -> int:
@@ -93,7 +107,7 @@ class CacheStore:
         if entry.size > self.max_entry or started < self._floor:
             return False
         epochs = self._tag_epochs
-        if any(epochs.get(tag, 0) > started for tag in entry.tags):
+        if any(epochs.get(hash(tag), 0) > started for tag in entry.tags):
             return False
         old = self._entries.get(key)
         if old is not None:
@@ -115,7 +129,7 @@ class CacheStore:
             self._floor = epoch
         dropped = 0
         for tag in tags:
-            self._tag_epochs[tag] = epoch
+            self._tag_epochs[hash(tag)] = epoch
             keys = self._by_tag.pop(tag, None)
             if not keys:
                 continue
@@ -141,11 +155,11 @@ class CacheStore:
         entries = self._entries
         if self.bytes + size <= self.max_bytes:
             return True
-        wanted = self._counts.get(key, 0)
+        wanted = self._counts.get(hash(key), 0)
         now = time.monotonic()
         while entries and self.bytes + size > self.max_bytes:
             victim_key, victim = next(iter(entries.items()))
-            if victim.expires > now and self._counts.get(victim_key, 0) > wanted:
+            if victim.expires > now and self._counts.get(hash(victim_key), 0) > wanted:
                 return False  # the resident is asked for more often: keep it
             self._remove(victim_key, victim)
         return self.bytes + size <= self.max_bytes
@@ -162,7 +176,8 @@ class CacheStore:
 
     def _count(self, key: Key) -> None:
         counts = self._counts
-        counts[key] = counts.get(key, 0) + 1
+        h = hash(key)
+        counts[h] = counts.get(h, 0) + 1
         self._lookups += 1
         if self._lookups >= _MAX_COUNTS or len(counts) >= _MAX_COUNTS:
             self._lookups = 0

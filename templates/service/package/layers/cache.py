@@ -86,7 +86,8 @@ class Cache:
         capture = _Capture(send, store.max_entry)
         try:
             await self.app(scope, receive, capture)
-            entry = capture.entry(plan.tags, time.monotonic() + self.ttl)
+            key_size = len(scope["path"]) + 2 * len(scope["query_string"]) + 64
+            entry = capture.entry(plan.tags, time.monotonic() + self.ttl, key_size)
             if entry is not None:
                 store.put(plan.key, entry, started)
                 flight.entry = entry
@@ -191,11 +192,21 @@ class _Capture:
         if not more:
             self.complete = True
 
-    def entry(self, tags: frozenset[str], expires: float) -> Entry | None:
-        if not (self.keep and self.complete and self.headers):
+    def entry(self, tags: frozenset[str], expires: float, key_size: int) -> Entry | None:
+        if not (self.keep and self.complete and self.headers) or _private(self.headers):
             return None
         body = b"".join(self.parts)
         headers = self.headers
         if not any(k == b"etag" for k, _ in headers):
             headers = [*headers, (b"etag", etag_of(body))]
-        return Entry(headers, body, dict(headers)[b"etag"], tags, expires)
+        return Entry(headers, body, dict(headers)[b"etag"], tags, expires, key_size)
+
+
+def _private(headers: Headers) -> bool:
+    """PocketBase (a hook) said the answer is not for keeping, or set a cookie."""
+    for key, value in headers:
+        if key == b"set-cookie":
+            return True
+        if key == b"cache-control" and (b"no-store" in value or b"private" in value):
+            return True
+    return False
