@@ -264,6 +264,40 @@ def test_an_auth_record_change_drops_credential_scoped_entries(
         cgw.patch(path, json={"name": before["name"]}, headers=auth(tokens["carol"]))
 
 
+def test_a_password_change_drops_the_old_tokens_entries(
+    cgw: httpx.Client, cached: GatewayProcess, pb: httpx.Client
+) -> None:
+    email = f"cache-{uuid.uuid4().hex[:8]}@postly.test"
+    signup = cgw.post(
+        "/api/collections/users/records",
+        json={"email": email, "password": "first-pass-123", "passwordConfirm": "first-pass-123"},
+    )
+    assert signup.status_code == 200, signup.text
+    user = f"{USERS}/{signup.json()['id']}"
+    login = cgw.post(
+        "/api/collections/users/auth-with-password",
+        json={"identity": email, "password": "first-pass-123"},
+    )
+    assert login.status_code == 200, login.text
+    old = login.json()["token"]
+    assert read_twice(cgw, user, old).json()["email"] == email  # the owner's own copy
+    dropped = cache_metrics(cached)["hapta_cache_invalidations"]
+    cgw.post(  # a login writes nothing: nothing is dropped
+        "/api/collections/users/auth-with-password",
+        json={"identity": email, "password": "first-pass-123"},
+    )
+    assert cache_metrics(cached)["hapta_cache_invalidations"] == dropped
+    changed = cgw.patch(
+        user,
+        json={"oldPassword": "first-pass-123", "password": "second-pass-123", "passwordConfirm": "second-pass-123"},
+        headers=auth(old),
+    )
+    assert changed.status_code == 200, changed.text
+    gw_resp = cgw.get(user, headers=auth(old))  # PocketBase no longer accepts the old token
+    same(pb.get(user, headers=auth(old)), gw_resp)
+    assert email not in gw_resp.text
+
+
 # ------------------------------------------------------------------ single-flight, bound, 304
 
 

@@ -37,6 +37,21 @@ from .spec import CollectionSpec
 
 READS = frozenset({"records.list", "records.view"})
 RECORD_WRITES = frozenset({"records.create", "records.update", "records.delete"})
+#: Auth actions that never write the auth record (PocketBase issues a token, or sends a mail and
+#: keeps what it needs in its own system collections): they invalidate nothing. Every other auth
+#: action (``confirm-*``, ``auth-with-otp`` marks verified, ``auth-with-oauth2`` may create or
+#: update, ``impersonate``) counts as a write to the auth collection.
+READ_ONLY_AUTH = frozenset(
+    {
+        "auth.auth-with-password",
+        "auth.auth-refresh",
+        "auth.request-otp",
+        "auth.request-password-reset",
+        "auth.request-verification",
+        "auth.request-email-change",
+        "auth.methods",
+    }
+)
 ANY = "col:*"
 SCOPED = "scoped"
 #: Anything in a filter or rule that is not a plain field of the collection itself: a relation

@@ -17,7 +17,7 @@ import hashlib
 import time
 
 from ..asgi import ASGIApp, Headers, Message, Receive, Scope, Send, header, respond, state
-from ..cachepolicy import READS, RECORD_WRITES, ReadPlan, read_plan, write_tags
+from ..cachepolicy import READ_ONLY_AUTH, READS, RECORD_WRITES, ReadPlan, read_plan, write_tags
 from ..cachestore import CacheStore, Entry
 from ..metrics import Metrics
 from ..routing import BATCH
@@ -54,7 +54,9 @@ class Cache:
                 await self._read(plan, scope, receive, send)
                 return
         elif method in _WRITE_METHODS and (
-            route.name in RECORD_WRITES or route is BATCH or route.name.startswith("auth.")
+            route.name in RECORD_WRITES
+            or route is BATCH
+            or (route.name.startswith("auth.") and route.name not in READ_ONLY_AUTH)
         ):
             await self._write(write_tags(route), scope, receive, send)
             return
@@ -203,10 +205,15 @@ class _Capture:
 
 
 def _private(headers: Headers) -> bool:
-    """PocketBase (a hook) said the answer is not for keeping, or set a cookie."""
+    """PocketBase (or a hook of its) said the answer is not for keeping, set a cookie, encoded
+    it, or made it depend on a request header the key does not hold."""
     for key, value in headers:
-        if key == b"set-cookie":
+        if key in (b"set-cookie", b"content-encoding"):
             return True
+        if key == b"vary" and any(
+            v.strip().lower() not in (b"origin", b"") for v in value.split(b",")
+        ):
+            return True  # keyed by Origin only
         if key == b"cache-control" and (b"no-store" in value or b"private" in value):
             return True
     return False
