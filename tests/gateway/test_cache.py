@@ -215,6 +215,54 @@ def test_a_write_through_the_gateway_is_read_back_at_once(
     assert cid not in cgw.get(on_post).text
 
 
+def test_a_delete_reaches_the_records_that_pointed_at_it(
+    cgw: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """Deleting a post cascades to its comments: their cached view and lists go too."""
+    post = cgw.post(
+        "/api/collections/posts/records",
+        json={"title": "Short-lived", "status": "draft", "author": USER_IDS["bob"]},
+        headers=auth(tokens["bob"]),
+    )
+    assert post.status_code == 200, post.text
+    pid = post.json()["id"]
+    comment = cgw.post(
+        "/api/collections/comments/records",
+        json={"post": pid, "author": USER_IDS["carol"], "text": "soon gone"},
+        headers=auth(tokens["carol"]),
+    )
+    assert comment.status_code == 200, comment.text
+    view = f"/api/collections/comments/records/{comment.json()['id']}"
+    listing = f"/api/collections/comments/records?filter=post='{pid}'"
+    assert read_twice(cgw, view, None).status_code == 200
+    assert read_twice(cgw, listing, None).json()["totalItems"] == 1
+    deleted = cgw.delete(f"/api/collections/posts/records/{pid}", headers=auth(tokens["bob"]))
+    assert deleted.status_code == 204, deleted.text
+    assert cgw.get(view).status_code == 404
+    assert cgw.get(listing).json()["totalItems"] == 0
+
+
+def test_a_batch_through_the_gateway_is_read_back_at_once(
+    cgw: httpx.Client, tokens: dict[str, str]
+) -> None:
+    created = cgw.post(
+        "/api/collections/comments/records",
+        json={"post": "pst000000000002", "author": USER_IDS["carol"], "text": "before batch"},
+        headers=auth(tokens["carol"]),
+    )
+    assert created.status_code == 200, created.text
+    view = f"/api/collections/comments/records/{created.json()['id']}"
+    assert "before batch" in read_twice(cgw, view, None).text
+    batch = cgw.post(
+        "/api/batch",
+        json={"requests": [{"method": "PATCH", "url": view, "body": {"text": "after batch"}}]},
+        headers=auth(tokens["carol"]),
+    )
+    assert batch.status_code == 200, batch.text
+    assert "after batch" in cgw.get(view).text
+    assert cgw.delete(view, headers=auth(tokens["carol"])).status_code == 204
+
+
 def test_updating_a_related_record_invalidates_lists_that_expand_it(
     cgw: httpx.Client, tokens: dict[str, str]
 ) -> None:
