@@ -430,5 +430,17 @@ def test_the_cache_can_be_switched_off(gw_pb: PocketBaseServer, tmp_path: Path) 
         process.stop()
 
 
+def test_several_workers_serve_without_a_cache(gw_pb: PocketBaseServer, tmp_path: Path) -> None:
+    """Each worker would hold a cache of its own that another worker's writes never reach."""
+    process = GatewayProcess(gw_pb.url, tmp=tmp_path, args=("--workers", "2")).start()
+    try:
+        for _ in range(4):
+            resp = httpx.get(process.url + POST, timeout=30)
+            assert resp.status_code == 200 and "etag" not in resp.headers
+        assert "the response cache is off with --workers > 1" in process.log()
+    finally:
+        process.stop()
+
+
 def test_the_gateway_says_at_start_that_ttls_are_short(cached: GatewayProcess) -> None:
     assert "writes made outside this gateway are not observed yet" in cached.log()
