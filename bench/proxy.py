@@ -50,7 +50,7 @@ ENDPOINTS = {
 #: Environment for a gateway with caching and rate limiting off (both would change what is
 #: measured: a cache hit never reaches PocketBase; a limit would answer 429 under load).
 GATEWAY_BENCH_ENV = {
-    "HAPTA_CACHE_ENABLED": "false",
+    "HAPTA_CACHE": "off",
     "HAPTA_RATE_LIMIT_ENABLED": "false",
     "HAPTA_LOG_LEVEL": "warning",
 }

@@ -35,9 +35,16 @@ class GatewayProcess:
     package built with another configuration)."""
 
     def __init__(
-        self, pocketbase_url: str, *, env: dict[str, str] | None = None, tmp: Path, cwd: Path = GENERATED
+        self,
+        pocketbase_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        tmp: Path,
+        cwd: Path = GENERATED,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.pocketbase_url = pocketbase_url
+        self.args = args
         self.cwd = cwd
         self.extra_env = env or {}
         self.port = free_port()
@@ -54,7 +61,7 @@ class GatewayProcess:
         env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(self.port)],
+                [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
                 cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         if wait:

@@ -40,7 +40,7 @@ def test_pocketbase_down_then_back(tmp_path: Path, gw_tmp: Path) -> None:
         with httpx.Client(base_url=gateway.url, timeout=10) as client:
             assert client.get(POSTS).status_code == 200
             first.stop()
-            down = client.get(POSTS)
+            down = client.get(POSTS + "?perPage=5")  # not cached: PocketBase must be asked
             assert down.status_code == 502
             assert down.json() == {"data": {}, "message": "PocketBase is unreachable.", "status": 502}
             health = client.get("/health")

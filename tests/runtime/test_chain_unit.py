@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from gateway import chain
 from gateway.asgi import Message
+from gateway.layers.cache import Cache
 from gateway.layers.clientip import ClientAddress
 from gateway.layers.forward import Forward
 from gateway.layers.observe import Observe
@@ -41,8 +42,8 @@ def settings(**extra: Any) -> Settings:
 def test_order_and_switched_off_layers() -> None:
     plain = settings()
     up = Upstream(plain.pocketbase_url)
-    assert layers(chain.build(plain, up, Metrics(), None)) == [Observe, RouteLayer, Validate, Forward]
-    proxied = settings(HAPTA_TRUSTED_PROXIES="10.0.0.0/8")
+    assert layers(chain.build(plain, up, Metrics(), None)) == [Observe, RouteLayer, Cache, Validate, Forward]
+    proxied = settings(HAPTA_TRUSTED_PROXIES="10.0.0.0/8", HAPTA_CACHE="off")
     assert layers(chain.build(proxied, up, Metrics(), None)) == [
         Observe,
         ClientAddress,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 
 import uvicorn
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    if args.workers > 1 and settings.cache:
+        # Each worker would hold a cache of its own, and a write through one would not reach
+        # the others: until a shared backend exists, several workers serve without a cache.
+        os.environ["HAPTA_CACHE"] = "off"
+        print("note: the response cache is off with --workers > 1", file=sys.stderr)
     uvicorn.run(
         f"{_PACKAGE}.app:app",
         host=args.host,

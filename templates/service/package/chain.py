@@ -1,16 +1,18 @@
 """The request path for ``/api/...``, assembled in one place from the settings.
 
-    observe → client IP → route → [rate limit] → [session] → [cache] → validate → forward
+    observe → client IP → route → [rate limit] → [session] → cache → validate → forward
 
 A layer that is switched off is not in the chain, so a request pays nothing for it. Layers
-still to come (rate limits, sessions, the cache) go between ``route`` and ``validate``.
+still to come (rate limits, sessions) go between ``route`` and ``cache``.
 """
 
 from __future__ import annotations
 
 from . import logs
 from .asgi import ASGIApp
+from .cachestore import CacheStore
 from .clientip import ClientIP
+from .layers.cache import Cache
 from .layers.clientip import ClientAddress
 from .layers.forward import Forward
 from .layers.observe import Observe
@@ -32,7 +34,20 @@ def build(
     streams = StreamSlots.from_settings(settings)
     app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
     app = Validate(app, settings.max_body_size)
+    if settings.cache:
+        app = Cache(app, _cache_store(settings, metrics), metrics, settings.cache_ttl)
     app = RouteLayer(app)
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))
     return Observe(app, metrics, access_log)
+
+
+def _cache_store(settings: Settings, metrics: Metrics) -> CacheStore:
+    store = CacheStore(settings.cache_max_bytes)
+    metrics.cache_bytes.set_function(lambda: store.bytes)
+    msg = (
+        f"response cache on: entries live at most {settings.cache_ttl:g} s (HAPTA_CACHE_TTL), "
+        "because writes made outside this gateway are not observed yet"
+    )
+    logs.log.info(msg, extra={"fields": {"msg": msg, "max_bytes": settings.cache_max_bytes}})
+    return store

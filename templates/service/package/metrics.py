@@ -1,5 +1,5 @@
-"""Prometheus metrics: requests, latency, upstream calls, open realtime streams. Served at
-``/metrics``.
+"""Prometheus metrics: requests, latency, upstream calls, open realtime streams, the cache.
+Served at ``/metrics``.
 
 Label children are looked up once and kept, so the request path pays a dict lookup and an
 increment. With ``--workers N`` each worker counts its own requests unless
@@ -52,6 +52,25 @@ class Metrics:
         self.sse_clients = Gauge(
             "hapta_sse_clients",
             "Realtime (SSE) clients connected now, each on an upstream connection of its own.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.cache_hits = Counter(
+            "hapta_cache_hits", "Reads answered from the cache.", registry=self.registry
+        )
+        self.cache_misses = Counter(
+            "hapta_cache_misses",
+            "Cacheable reads that were fetched from PocketBase.",
+            registry=self.registry,
+        )
+        self.cache_invalidations = Counter(
+            "hapta_cache_invalidations",
+            "Cache entries dropped because a write may have made them stale.",
+            registry=self.registry,
+        )
+        self.cache_bytes = Gauge(
+            "hapta_cache_bytes",
+            "Bytes held by the cache (bodies, headers and bookkeeping).",
             registry=self.registry,
             multiprocess_mode="livesum",
         )

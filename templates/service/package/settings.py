@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     max_streams_per_ip: int = Field(default=20, ge=1, alias="HAPTA_MAX_STREAMS_PER_IP")
     #: Worker processes that check bodies above 16 KiB off the event loop (see ``offload``).
     check_workers: int = Field(default=2, ge=1, alias="HAPTA_CHECK_WORKERS")
+    #: The response cache (``layers/cache``): ``off`` takes it out of the chain. Entries live
+    #: at most ``cache_ttl`` seconds (writes made outside this gateway are not observed yet)
+    #: and hold at most ``cache_max_bytes`` in all.
+    cache: bool = Field(default=True, alias="HAPTA_CACHE")
+    cache_ttl: float = Field(default=5.0, gt=0, alias="HAPTA_CACHE_TTL")
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, alias="HAPTA_CACHE_MAX_BYTES")
     #: One JSON line per request on stderr.
     access_log: bool = Field(default=True, alias="HAPTA_ACCESS_LOG")
     log_level: str = Field(default="info", alias="HAPTA_LOG_LEVEL")
