@@ -396,3 +396,9 @@ def test_models_and_schemas_agree(base: ModuleType, field: PBField, update: bool
         if validator.is_valid(body) != accepted:
             disagreements.append((value, accepted))
     assert not disagreements, (annotation(slot.type), disagreements)
+
+
+def test_select_aliases_leave_the_typescript_names_free() -> None:
+    """A select field ``response`` of ``class`` must not take ``ClassResponse`` (types.ts's)."""
+    ir = analyze(load_file(REPO_ROOT / "tests" / "cases" / "odd-names" / "schema.json"), Config())
+    assert [lit.name for lit in ir.collection("class").literals] == ["ClassResponse2", "ClassKind"]

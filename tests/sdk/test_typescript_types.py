@@ -6,7 +6,8 @@
   PocketBase itself (the control) and through the gateway.
 * Wrong uses are refused by the compiler (``@ts-expect-error`` lines that must stay errors), so
   the types are not ``any`` in disguise.
-* The types of every real-world schema in ``../shared/schemas`` compile, in one ``tsc`` run.
+* The types of every real-world schema in ``../shared/schemas`` and of every schema case in
+  ``tests/cases`` that builds compile, in one ``tsc`` run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from hapta_gen.schema.loader import load_file
 ROOT = Path(__file__).resolve().parent.parent.parent
 TYPES = ROOT / "generated" / "types.ts"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
+#: The schema cases that build (odd names, keywords, every field type...): ``tests/cases``.
+CASES = sorted(p.parent for p in (ROOT / "tests" / "cases").glob("*/expect.json"))
 
 #: Uses the types must refuse: each line after ``@ts-expect-error`` must fail to compile
 #: (tsc reports an unused directive otherwise).
@@ -135,13 +138,14 @@ def test_typed_session_runs(typed_session: Path, node: str, target: Target) -> N
 
 
 def test_real_schemas_types_compile(node: str, js_sdk_dir: Path, tmp_path: Path) -> None:
-    names = sorted(p.name for p in SCHEMAS.glob("*.json"))
-    assert len(names) >= 20
+    """The ``types.ts`` of every real schema and every building case, in one ``tsc`` run."""
+    real = sorted(SCHEMAS.glob("*.json"))
+    assert len(real) >= 20 and CASES
     files = []
-    for name in names:
-        result = generate(load_file(SCHEMAS / name))
-        assert result.ok, (name, result.errors)
-        stem = Path(name).stem.replace(".", "_")
+    for path in [*real, *(case / "schema.json" for case in CASES)]:
+        result = generate(load_file(path))
+        assert result.ok, (path, result.errors)
+        stem = (path.stem if path.parent == SCHEMAS else path.parent.name).replace(".", "_")
         (tmp_path / stem).mkdir()
         (tmp_path / stem / "types.ts").write_text(result.files["types.ts"], encoding="utf-8")
         files.append(f"{stem}/types.ts")
