@@ -8,6 +8,12 @@ system fields; ``expand`` required once ``Texpand`` is given), ``CollectionRecor
 select options as string unions (the IR's aliases), ``<Name>Expand`` typed from relations and
 back-relations, and ``<Name>Create`` / ``<Name>Update`` (modifier keys included) as the gateway
 checks them. The file is computed here, not templated: it is all type printing.
+
+Where it differs from typegen: json fields are ``unknown`` with no type parameter of their own
+(typegen's ``<Name>Response<Tjson, Texpand>`` is ``<Name>Response<Texpand>`` here), and the
+field types are the gateway's (a required select is its union, ``""`` only where PocketBase
+may return it). Like typegen's, a Response has every field (``Required<>``): ``?fields=`` and
+an auth record's hidden ``email`` are the caller's to narrow.
 """
 
 from __future__ import annotations
