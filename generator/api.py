@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .emit.formatting import format_files
-from .emit.render import render, static_paths
+from .emit.render import Computed, render, static_paths
+from .emit.typescript import typescript_text
 from .errors import HaptaError
 from .ir.analyze import analyze
 from .ir.config import Config
@@ -42,7 +43,10 @@ def generate(schema: PBSchema | object, config: Config | None = None, *, progres
         say(f"loaded {len(pb.collections)} collections")
         ir = analyze(pb, config or Config())
         say(f"analysed {len(ir.collections)} exposed collections")
-        files = render(ir, {"openapi.json": openapi_text})
+        computed: Computed = {"openapi.json": openapi_text}
+        if ir.typescript_out:
+            computed = {**computed, ir.typescript_out: typescript_text}
+        files = render(ir, computed)
         say(f"rendered {len(files)} files")
         files = format_files(files, preformatted=static_paths(ir))
         say("formatted")

@@ -58,6 +58,11 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"exclude": "posts"},
     {"exclude": [1]},
     {"title": 5},
+    {"typescript": {"out": "web/src/pb-types.ts", "enabled": False}},
+    {"typescript": {"out": "../web/types.ts"}},
+    {"typescript": {"out": "/abs/types.ts"}},
+    {"typescript": {"out": "types.js"}},
+    {"typescript": {"enabled": "no"}},
 ]
 
 
@@ -83,6 +88,12 @@ def test_schema_and_model_agree(data: dict[str, Any]) -> None:
         ({"cache": {"ttl": -1}}, "config: cache: 'ttl' must be at least 0"),
         ({"exclude": "posts"}, "config: exclude must be a list of collection names"),
         ({"version": True}, "config: 'version' has the wrong type (bool)"),
+        (
+            {"typescript": {"out": "../web/types.ts"}},
+            "config: typescript: out '../web/types.ts' must be a relative path ending in .ts "
+            "(inside the build's --out)",
+        ),
+        ({"typescript": {"path": "x.ts"}}, "config: typescript: unknown key 'path' (known: enabled, out)"),
     ],
 )
 def test_errors_name_the_key_in_one_line(data: dict[str, Any], message: str) -> None:

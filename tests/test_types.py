@@ -1,5 +1,7 @@
-"""The type model (ir/types.py, ir/fieldtypes.py) and its two printers: Python annotations
-(emit/pytypes.py) and JSON Schema (openapi/schemas.py). Pure: no servers, no files written."""
+"""The type model (ir/types.py, ir/fieldtypes.py) and its printers: Python annotations
+(emit/pytypes.py), JSON Schema (openapi/schemas.py) and TypeScript (emit/typescript.py; the
+compiler checks its output in tests/sdk/test_typescript_types.py). Pure: no servers, no files
+written."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 
 from hapta_gen.emit.pytypes import annotation, declaration, default
+from hapta_gen.emit.typescript import member, ts_type
 from hapta_gen.ir import fieldtypes
 from hapta_gen.ir.analyze import analyze
 from hapta_gen.ir.config import Config
@@ -269,6 +272,36 @@ def test_declarations_alias_python_hostile_keys() -> None:
     assert declaration("x", "x", TypeIR("model", name="UsersRecord", nullable=True)) == "x: UsersRecord | None = None"
 
 
+TAGS = TypeIR("literal", values=("a b", 'say "hi"'))
+TS_PRINTED: list[tuple[TypeIR, str]] = [
+    (TypeIR("str", non_zero=True, constraints=Constraints(max_length=5)), "string"),
+    (TypeIR("int", nullable=True), "number | null"),
+    (TypeIR("bool", non_zero=True), "true"),
+    (TypeIR("json", non_zero=True, nullable=True), "unknown"),
+    (TypeIR("date"), "IsoDateString"),
+    (TypeIR("date_input", blank=True, nullable=True), 'IsoDateString | "" | null'),
+    (TypeIR("geo_point_input", non_zero=True), "GeoPoint"),
+    (TypeIR("file_names", nullable=True), "FileNames | FileUpload | null"),
+    (STATUS, "Status"),
+    (dataclasses.replace(STATUS, blank=True), 'Status | ""'),
+    (TAGS, '"a b" | "say \\"hi\\""'),
+    (list_of(STATUS, or_item=True, nullable=True), "Status[] | Status | null"),
+    (list_of(TAGS), 'Array<"a b" | "say \\"hi\\"">'),
+    (list_of(TypeIR("model", name="UsersRecord")), "UsersResponse[]"),
+]
+
+
+@pytest.mark.parametrize(("t", "ts"), TS_PRINTED, ids=lambda v: v if isinstance(v, str) else "")
+def test_typescript_printer(t: TypeIR, ts: str) -> None:
+    assert ts_type(t, {"UsersRecord": "UsersResponse"}) == ts
+
+
+def test_typescript_members_quote_modifier_keys_and_mark_optional_ones() -> None:
+    assert member("id", SlotIR(TypeIR("str"), required=True)) == "id: string"
+    assert member("views+", SlotIR(TypeIR("int", nullable=True))) == '"views+"?: number | null'
+    assert member("2fa", SlotIR(TypeIR("bool"))) == '"2fa"?: boolean'
+
+
 def test_form_values_are_never_null() -> None:
     t = _input(PBField(name="n", type="number"), update=True).type
     assert json_schema(t) == {"type": ["number", "null"]}
@@ -363,3 +396,9 @@ def test_models_and_schemas_agree(base: ModuleType, field: PBField, update: bool
         if validator.is_valid(body) != accepted:
             disagreements.append((value, accepted))
     assert not disagreements, (annotation(slot.type), disagreements)
+
+
+def test_select_aliases_leave_the_typescript_names_free() -> None:
+    """A select field ``response`` of ``class`` must not take ``ClassResponse`` (types.ts's)."""
+    ir = analyze(load_file(REPO_ROOT / "tests" / "cases" / "odd-names" / "schema.json"), Config())
+    assert [lit.name for lit in ir.collection("class").literals] == ["ClassResponse2", "ClassKind"]

@@ -3,7 +3,8 @@
     hapta-gen schema pull      # live PocketBase → pb_schema.json
     hapta-gen schema convert   # any export (legacy < 0.23 too) → the current, importable format
     hapta-gen schema diff      # has the schema changed under the code?
-    hapta-gen build            # pb_schema.json → the gateway package (or --check for drift)
+    hapta-gen build            # pb_schema.json → the gateway package, openapi.json, types.ts
+                               # (or --check for drift)
     hapta-gen config schema    # the JSON Schema of hapta.yaml, for editors
 """
 
@@ -80,7 +81,8 @@ def build(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
 ) -> None:
-    """Render the gateway package for a schema into --out (or check that it is up to date)."""
+    """Render the gateway package for a schema into --out, with openapi.json and the TypeScript
+    types (types.ts; hapta.yaml's `typescript`), or check that it is up to date."""
     from ..api import generate  # black and Jinja load only for the commands that render
     from ..emit.writer import compare, diff_text, write
     from ..ir.config import load_config

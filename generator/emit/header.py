@@ -1,6 +1,7 @@
 """The DO-NOT-EDIT header every generated file carries, and how each file type spells it.
 
 The writer owns only files that carry it; the OpenAPI document holds it as ``x-generated``.
+``render`` adds it to templated and computed files alike.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ def with_header(path: str, text: str) -> str:
     """Prefix ``text`` with the DO-NOT-EDIT header in the file type's comment syntax."""
     if path.endswith((".py", ".toml", ".txt", ".cfg")) or Path(path).name in (".env.example",):
         return f"# {HEADER}\n" + text
+    if path.endswith((".ts", ".js")):
+        return f"// {HEADER}\n" + text
     if path.endswith(".md"):
         return f"<!-- {HEADER} -->\n" + text
     return text

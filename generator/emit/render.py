@@ -46,8 +46,8 @@ PLAN: tuple[Target, ...] = (
     Target("package/models/collection.py.jinja", "{package}/models/{module}.py", per_collection=True),
     Target("package/catalog.py.jinja", "{package}/catalog.py"),
 )
-#: Files computed in Python rather than from a template (``openapi.json``), by output path;
-#: the caller passes them in, so this stage depends on no other stage's printer.
+#: Files computed in Python rather than from a template (``openapi.json``, ``types.ts``), by
+#: output path; the caller passes them in, so this stage depends on no other stage's printer.
 Computed = Mapping[str, Callable[[SchemaIR], str]]
 
 
@@ -70,7 +70,8 @@ FILTERS: dict[str, Callable[..., str]] = {
 
 def render(ir: SchemaIR, computed: Computed | None = None) -> dict[str, str]:
     """Every output file of the generated service, with its header, unformatted; plus the
-    ``computed`` files as their functions print them."""
+    ``computed`` files as their functions print them (with the header where the file type has
+    comments)."""
     root = templates_dir() / "service"
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
@@ -90,7 +91,7 @@ def render(ir: SchemaIR, computed: Computed | None = None) -> dict[str, str]:
         path = rel.replace("package/", f"{ir.package}/", 1) if rel.startswith("package/") else rel
         files[path] = with_header(path, (root / rel).read_text(encoding="utf-8"))
     for path, compute in (computed or {}).items():
-        files[path] = compute(ir)
+        files[path] = with_header(path, compute(ir))
     return dict(sorted(files.items()))
 
 

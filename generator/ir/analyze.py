@@ -16,7 +16,8 @@ from .config import Config
 from .model import CollectionIR, ExpandIR, FieldIR, FileIR, LiteralIR, ModifierIR, SchemaIR
 from .types import TypeIR
 
-_RECORD_SUFFIXES = ("Record", "Create", "Update", "Page", "Expand")
+#: Suffixes of the per-collection names (``Response``: the TypeScript types' own).
+_RECORD_SUFFIXES = ("Record", "Create", "Update", "Page", "Expand", "Response")
 _VIEW_SOURCE = re.compile(r"\b(?:from|join)\s+[`\"\[]?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 
 
@@ -39,7 +40,7 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
     )
     excluded = tuple(sorted(known - {c.name for c in exposed}))
     names = _assign_names(exposed)
-    taken_globals = set(naming.MODEL_MODULE_NAMES)
+    taken_globals = set(naming.MODEL_MODULE_NAMES) | naming.TS_NAMES
     for n in names.values():
         taken_globals.update(n.prefix + s for s in _RECORD_SUFFIXES)
     resolve = {c.id: c for c in exposed} | {c.name: c for c in exposed}
@@ -70,6 +71,7 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         cache_ttl=config.cache.ttl,
         cache_max_bytes=config.cache.max_bytes,
         warnings=schema.warnings,
+        typescript_out=config.typescript.out if config.typescript.enabled else "",
     )
 
 

@@ -16,6 +16,8 @@ rate_limit:                 # the default rule, in the seed's shape
   IP: true
   isEnabled: true
   Message: Too Many Requests.
+typescript:                 # TypeScript types for front ends (pocketbase-typegen's shape)
+  out: types.ts             # relative to the build's --out; `enabled: false` writes none
 ```
 
 Values are taken as written (no ``"5"`` for 5, no ``1`` for true); an empty key means its
@@ -50,6 +52,8 @@ from ..errors import ConfigError
 
 _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: A relative path of plain names ending in ``.ts`` (no ``..``, no absolute path).
+_TS_OUT = re.compile(r"^(?!.*(?:^|/)\.\.?(?:/|$))[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\.ts$")
 
 
 class _Settings(BaseModel):
@@ -82,6 +86,28 @@ class CacheConfig(_Settings):
         default=300, ge=0, description="Seconds; a backstop, invalidation is by realtime events."
     )
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Memory for cached responses.")
+
+
+def _ts_out(value: str) -> str:
+    if not _TS_OUT.match(value):
+        raise ValueError(
+            f"out {value!r} must be a relative path ending in .ts (inside the build's --out)"
+        )
+    return value
+
+
+class TypeScriptConfig(_Settings):
+    """TypeScript types of the collections (``generator/emit/typescript.py``)."""
+
+    enabled: bool = Field(default=True, description="Write the TypeScript types file.")
+    out: Annotated[
+        str,
+        AfterValidator(_ts_out),
+        Field(
+            description="Its path, relative to the build's --out directory.",
+            json_schema_extra={"pattern": _TS_OUT.pattern},
+        ),
+    ] = "types.ts"
 
 
 def _package(value: str) -> str:
@@ -139,6 +165,10 @@ class Config(_Settings):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     rate_limit: RateLimitRule = Field(
         default_factory=RateLimitRule, description="The default rule, in the seed's shape."
+    )
+    typescript: TypeScriptConfig = Field(
+        default_factory=TypeScriptConfig,
+        description="TypeScript types for front ends, in pocketbase-typegen's shape.",
     )
 
 

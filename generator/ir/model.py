@@ -173,6 +173,8 @@ class SchemaIR:
     cache_ttl: int
     cache_max_bytes: int
     warnings: tuple[str, ...]
+    #: Where ``build`` writes the TypeScript types, relative to its output ("": nowhere).
+    typescript_out: str = ""
 
     def collection(self, name: str) -> CollectionIR:
         return next(c for c in self.collections if c.name == name)

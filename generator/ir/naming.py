@@ -37,6 +37,14 @@ MODEL_MODULE_NAMES = frozenset(
      "FileNames", "RecordBase", "ExpandBase", "PageBase", "InputBase"}
 )
 _TYPING_NAMES = MODEL_MODULE_NAMES
+#: Module-level names of the TypeScript types file (``emit/typescript.py``): select aliases
+#: must not take them either.
+TS_NAMES = frozenset(
+    {"PocketBase", "RecordService", "Collections", "IsoDateString", "RecordIdString",
+     "HTMLString", "GeoPoint", "FileNames", "FileUpload", "ExpandType", "BaseSystemFields",
+     "AuthSystemFields", "ViewSystemFields", "CollectionRecords", "CollectionResponses",
+     "TypedPocketBase", "Record", "Required", "Array", "Blob"}
+)
 #: Soft keywords of every Python the generated code may run on (``type`` since 3.12).
 SOFT_KEYWORDS = frozenset({"_", "case", "match", "type"}) | frozenset(keyword.softkwlist)
 RESERVED_ATTRS = frozenset(
