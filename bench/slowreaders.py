@@ -79,18 +79,14 @@ def attackers(base_url: str, path: str, count: int) -> Iterator[list[socket.sock
             sock.close()
 
 
-def settle(base_url: str, seconds: float) -> None:
-    """Give the attack time to take hold: the gateway answers the attackers' requests and the
-    bytes back up (the stall, if there is one, is what the next measurement sees)."""
-    time.sleep(seconds)
-
-
 def measure(url: str, args: argparse.Namespace, tool: str) -> LoadResult:
     return run_load(url, duration=args.duration, connections=args.connections, threads=1, tool=tool)
 
 
 def row(name: str, quiet: LoadResult, attack: LoadResult) -> str:
     def cell(r: LoadResult) -> str:
+        if not r.requests:
+            return f"0 | none answered | {r.errors}"
         return f"{r.rps:,.0f} | {r.p50_ms:.1f} / {r.p99_ms:.1f} | {r.errors}"
 
     return f"| {name} | {cell(quiet)} | {cell(attack)} |"
@@ -136,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                     url = gateway.url + f"/api/collections/posts/records/{post_id(2)}"
                     quiet = measure(url, args, tool)
                     with attackers(gateway.url, file_path, args.attackers):
-                        settle(gateway.url, args.settle)
+                        # the attack takes hold: answers to the attackers back up (a stall, if
+                        # there is one, is what the next measurement sees)
+                        time.sleep(args.settle)
                         attack = measure(url, args, tool)
                 results[name] = {"quiet": asdict(quiet), "attack": asdict(attack)}
                 lines.append(row(name, quiet, attack))
