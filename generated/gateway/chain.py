@@ -4,7 +4,7 @@
     observe → client IP → route → [rate limit] → [session] → [cache] → validate → forward
 
 A layer that is switched off is not in the chain, so a request pays nothing for it. Layers
-still to come (rate limits, sessions, the cache) go between ``route`` and ``validate``.
+still to come (sessions, the cache) go between ``route`` and ``validate``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from .clientip import ClientIP
 from .layers.clientip import ClientAddress
 from .layers.forward import Forward
 from .layers.observe import Observe
+from .layers.ratelimit import from_settings as rate_limit
 from .layers.route import RouteLayer
 from .layers.validate import Validate
 from .metrics import Metrics
+from .ratelimit import Rules
+from .ratelimit_rules import RULES
 from .settings import Settings
 from .streams import StreamSlots
 from .upstream import Upstream
@@ -33,6 +36,8 @@ def build(
     streams = StreamSlots.from_settings(settings)
     app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
     app = Validate(app, settings.max_body_size)
+    if settings.rate_limit_enabled and RULES:
+        app = rate_limit(app, settings, metrics, Rules(RULES))
     app = RouteLayer(app)
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))

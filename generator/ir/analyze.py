@@ -65,10 +65,10 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         version=config.version,
         collections=tuple(collections),
         excluded=excluded,
-        rate_limit=config.rate_limit,
+        ratelimits=config.ratelimits,
         cache_ttl=config.cache.ttl,
         cache_max_bytes=config.cache.max_bytes,
-        warnings=schema.warnings,
+        warnings=schema.warnings + config.ratelimits.warnings,
     )
 
 

@@ -9,9 +9,9 @@ include_system: false       # expose system collections (_superusers, ...) too
 cache:
   ttl: 300                  # seconds; a backstop, invalidation is by realtime events
   max_bytes: 67108864
-rate_limit:                 # the default rule, in the seed's shape
-  Max: 300
-  Duration: 10
+ratelimit:                  # the default rule, in Hapta's shape (Duration in ms); more
+  Max: 300                  # rules under ratelimits: (see ratelimits.py)
+  Duration: 10000
   IP: true
   isEnabled: true
   Message: Too Many Requests.
@@ -29,18 +29,11 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .ratelimits import KEYS as RATELIMIT_KEYS
+from .ratelimits import RateLimits, parse_ratelimits
 
 _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-@dataclass(frozen=True)
-class RateLimitRule:
-    max: int = 300
-    duration: int = 10
-    per_ip: bool = True
-    enabled: bool = True
-    message: str = "Too Many Requests."
 
 
 @dataclass(frozen=True)
@@ -58,10 +51,10 @@ class Config:
     exclude: tuple[str, ...] = ()
     include_system: bool = False
     cache: CacheConfig = field(default_factory=CacheConfig)
-    rate_limit: RateLimitRule = field(default_factory=RateLimitRule)
+    ratelimits: RateLimits = field(default_factory=RateLimits)
 
 
-_TOP_KEYS = {"package", "distribution", "title", "version", "exclude", "include_system", "cache", "rate_limit"}
+_TOP_KEYS = {"package", "distribution", "title", "version", "exclude", "include_system", "cache"} | RATELIMIT_KEYS
 
 
 def load_config(path: Path | None) -> Config:
@@ -93,7 +86,6 @@ def config_from_dict(data: object, *, source: str = "config") -> Config:
     if not all(isinstance(x, str) for x in exclude):
         raise ConfigError(f"{source}: exclude must be a list of collection names")
     cache = _get(data, "cache", dict, {}, source)
-    rate = _get(data, "rate_limit", dict, {}, source)
     return Config(
         package=package,
         distribution=distribution,
@@ -105,13 +97,7 @@ def config_from_dict(data: object, *, source: str = "config") -> Config:
             ttl=_get(cache, "ttl", int, 300, f"{source}: cache"),
             max_bytes=_get(cache, "max_bytes", int, 64 * 1024 * 1024, f"{source}: cache"),
         ),
-        rate_limit=RateLimitRule(
-            max=_get(rate, "Max", int, 300, f"{source}: rate_limit"),
-            duration=_get(rate, "Duration", int, 10, f"{source}: rate_limit"),
-            per_ip=_get(rate, "IP", bool, True, f"{source}: rate_limit"),
-            enabled=_get(rate, "isEnabled", bool, True, f"{source}: rate_limit"),
-            message=_get(rate, "Message", str, "Too Many Requests.", f"{source}: rate_limit"),
-        ),
+        ratelimits=parse_ratelimits(data, source),
     )
 
 

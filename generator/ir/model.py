@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..schema.model import AuthOptions, PBField, Rules
-from .config import RateLimitRule
+from .ratelimits import RateLimits
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class SchemaIR:
     version: str
     collections: tuple[CollectionIR, ...]
     excluded: tuple[str, ...]
-    rate_limit: RateLimitRule
+    ratelimits: RateLimits
     cache_ttl: int
     cache_max_bytes: int
     warnings: tuple[str, ...]

@@ -1,0 +1,245 @@
+"""Where rate-limit counts live: in this process (default) or in Valkey/Redis, shared by every
+gateway node (``HAPTA_REDIS_URL``).
+
+The algorithm is a moving window (a sliding log): a key keeps the times of its last ``max``
+allowed requests; a request is allowed when fewer than ``max`` of them are younger than the
+window. That is exact ("never more than Max in any Duration", Hapta's promise), not an
+approximation as a fixed or weighted window is, and costs O(Max) memory per active key. Several
+rules are checked in one step, atomically: a request refused by one rule uses up no other
+rule's budget.
+
+* ``MemoryWindows``: a deque per key. One event loop, no ``await`` between check and update,
+  so it is exact under any concurrency within the process.
+* ``RedisWindows``: one Lua script per request (every key of every rule in one round trip),
+  using the server's clock (``TIME``), so nodes with skewed clocks still agree. Lists, newest
+  first, trimmed to ``max`` entries, expiring after the window.
+
+Measured before choosing (Valkey 9 on 127.0.0.1, one asyncio client, 5000 sequential hits of one
+key, Max 1000, 2 shared cores; ``bench/ratelimit.py --store-only``): this script ~0.12 ms a hit;
+the ``limits`` library's async moving window (``MovingWindowRateLimiter.hit`` on its
+``async+redis`` storage) ~0.20 ms a hit, and it checks one rule per call (three rules: three
+round trips, not atomic together), reads the window in a second call for the remaining count,
+and takes the time from the client. So the few lines of Lua are used, and ``limits`` is not a
+dependency.
+
+``TokenBook`` remembers which identity PocketBase vouched for behind a token (see
+``layers/ratelimit``), in the same place as the counts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: One check: (key, max, window in ms).
+Check = tuple[str, int, int]
+
+
+class StoreDown(Exception):
+    """The shared store did not answer (Valkey/Redis down, refused, timed out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    #: Requests still allowed in the window after this one.
+    remaining: int
+    #: Milliseconds until a slot frees up: when refused, the wait before a retry can pass.
+    reset_ms: int
+
+
+class MemoryWindows:
+    """Moving windows in this process."""
+
+    #: Past this many keys, keys whose window is over are dropped (an O(keys) sweep, rare).
+    SWEEP_AT = 100_000
+
+    def __init__(self) -> None:
+        self._logs: dict[str, deque[float]] = {}
+        self._windows: dict[str, int] = {}
+        self._sweep_at = self.SWEEP_AT
+
+    async def hit(self, checks: Sequence[Check]) -> list[Decision]:
+        return self.hit_now(checks, time.monotonic() * 1000)
+
+    def hit_now(self, checks: Sequence[Check], now: float) -> list[Decision]:
+        logs = []
+        decisions = []
+        for key, limit, window in checks:
+            log = self._logs.get(key)
+            if log is None:
+                log = self._logs[key] = deque()
+                self._windows[key] = window
+            start = now - window
+            while log and log[0] <= start:
+                log.popleft()
+            logs.append(log)
+            if len(log) >= limit:
+                wait = log[-limit] + window - now
+                decisions.append(Decision(False, 0, max(1, math.ceil(wait))))
+            else:
+                oldest = log[0] if log else now
+                decisions.append(Decision(True, limit - len(log) - 1, math.ceil(oldest + window - now)))
+        if all(d.allowed for d in decisions):
+            for log in logs:
+                log.append(now)
+        if len(self._logs) > self._sweep_at:
+            self._sweep(now)
+        return decisions
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, log in self._logs.items() if not log or log[-1] <= now - self._windows[k]]:
+            del self._logs[key]
+            del self._windows[key]
+        self._sweep_at = max(self.SWEEP_AT, 2 * len(self._logs))
+
+    async def aclose(self) -> None:
+        return None
+
+
+#: KEYS: one list per check; ARGV: max, window (ms) per check. Returns, per check, allowed
+#: (1/0), remaining, ms until a slot frees. Nothing is recorded unless every check allows.
+HIT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+local ok = true
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i])
+  local entries = redis.call('LRANGE', key, 0, limit - 1)
+  local count = 0
+  for _, v in ipairs(entries) do
+    if tonumber(v) > now - window then count = count + 1 else break end
+  end
+  if count >= limit then
+    ok = false
+    local wait = tonumber(entries[limit]) + window - now
+    if wait < 1 then wait = 1 end
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = wait
+  else
+    local oldest = now
+    if count > 0 then oldest = tonumber(entries[count]) end
+    out[#out + 1] = 1
+    out[#out + 1] = limit - count - 1
+    out[#out + 1] = oldest + window - now
+  end
+end
+if ok then
+  for i, key in ipairs(KEYS) do
+    local limit = tonumber(ARGV[2 * i - 1])
+    redis.call('LPUSH', key, now)
+    redis.call('LTRIM', key, 0, limit - 1)
+    redis.call('PEXPIRE', key, tonumber(ARGV[2 * i]))
+  end
+end
+return out
+"""
+
+PREFIX = "hapta:rl:"
+_OPEN: list[Any] = []
+
+
+def redis_client(url: str, timeout: float) -> Any:
+    """An asyncio Valkey/Redis client (``redis`` on PyPI) that fails fast: one retry for a
+    stale pooled connection, ``timeout`` seconds to connect and per command."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    if url.startswith("valkey"):
+        url = "redis" + url[len("valkey") :]
+    client = Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
+    _OPEN.append(client)
+    return client
+
+
+async def close_all() -> None:
+    """Close every client ``redis_client`` opened (at the gateway's shutdown)."""
+    while _OPEN:
+        await _OPEN.pop().aclose()
+
+
+def redis_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, TimeoutError)
+
+
+class RedisWindows:
+    """Moving windows in Valkey/Redis, shared by every node that uses the same server."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._script = client.register_script(HIT_SCRIPT)
+        self._errors = redis_errors()
+
+    async def hit(self, checks: Sequence[Check]) -> list[Decision]:
+        keys = [PREFIX + key for key, _, _ in checks]
+        args: list[int] = []
+        for _, limit, window in checks:
+            args += (limit, window)
+        try:
+            raw = await self._script(keys=keys, args=args)
+        except self._errors as exc:
+            raise StoreDown(str(exc) or type(exc).__name__) from None
+        return [
+            Decision(bool(raw[i]), int(raw[i + 1]), int(raw[i + 2])) for i in range(0, len(raw), 3)
+        ]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class TokenBook:
+    """Token hash → the identity PocketBase answered it with, until the token expires; in this
+    process and, with a client, in Valkey/Redis too (so every node knows it)."""
+
+    LIMIT = 100_000
+    #: Seconds an identity read from Valkey/Redis is kept here too.
+    REMOTE_CACHE = 60
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client
+        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._errors = redis_errors() if client is not None else ()
+
+    async def remember(self, token_hash: str, identity: str, ttl: int) -> None:
+        self._known[token_hash] = (identity, time.monotonic() + ttl)
+        self._known.move_to_end(token_hash)
+        while len(self._known) > self.LIMIT:
+            self._known.popitem(last=False)
+        if self.client is not None:
+            try:
+                await self.client.set(PREFIX + "tok:" + token_hash, identity, ex=ttl)
+            except self._errors as exc:
+                raise StoreDown(str(exc) or type(exc).__name__) from None
+
+    async def identity(self, token_hash: str) -> str | None:
+        known = self._known.get(token_hash)
+        if known is not None:
+            if known[1] > time.monotonic():
+                return known[0]
+            del self._known[token_hash]
+        if self.client is None:
+            return None
+        try:
+            value = await self.client.get(PREFIX + "tok:" + token_hash)
+        except self._errors as exc:
+            raise StoreDown(str(exc) or type(exc).__name__) from None
+        if value is None:
+            return None
+        identity = str(value.decode())
+        self._known[token_hash] = (identity, time.monotonic() + self.REMOTE_CACHE)
+        return identity
