@@ -13,6 +13,7 @@ from gateway.asgi import Message
 from gateway.layers.clientip import ClientAddress
 from gateway.layers.forward import Forward
 from gateway.layers.observe import Observe
+from gateway.layers.ratelimit import RateLimit
 from gateway.layers.route import RouteLayer
 from gateway.layers.validate import Validate
 from gateway.metrics import Metrics
@@ -39,14 +40,15 @@ def settings(**extra: Any) -> Settings:
 
 
 def test_order_and_switched_off_layers() -> None:
-    plain = settings()
+    plain = settings(HAPTA_RATE_LIMIT_ENABLED="false")
     up = Upstream(plain.pocketbase_url)
     assert layers(chain.build(plain, up, Metrics(), None)) == [Observe, RouteLayer, Validate, Forward]
-    proxied = settings(HAPTA_TRUSTED_PROXIES="10.0.0.0/8")
+    proxied = settings(HAPTA_TRUSTED_PROXIES="10.0.0.0/8")  # the postly example has rate limits
     assert layers(chain.build(proxied, up, Metrics(), None)) == [
         Observe,
         ClientAddress,
         RouteLayer,
+        RateLimit,
         Validate,
         Forward,
     ]

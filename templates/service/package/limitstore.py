@@ -58,10 +58,10 @@ class MemoryWindows:
     #: Past this many keys, keys whose window is over are dropped (an O(keys) sweep, rare).
     SWEEP_AT = 100_000
 
-    def __init__(self) -> None:
+    def __init__(self, sweep_at: int = SWEEP_AT) -> None:
         self._logs: dict[str, deque[float]] = {}
         self._windows: dict[str, int] = {}
-        self._sweep_at = self.SWEEP_AT
+        self._sweep_base = self._sweep_at = sweep_at
 
     async def hit(self, checks: Sequence[Check]) -> list[Decision]:
         return self.hit_now(checks, time.monotonic() * 1000)
@@ -95,7 +95,7 @@ class MemoryWindows:
         for key in [k for k, log in self._logs.items() if not log or log[-1] <= now - self._windows[k]]:
             del self._logs[key]
             del self._windows[key]
-        self._sweep_at = max(self.SWEEP_AT, 2 * len(self._logs))
+        self._sweep_at = max(self._sweep_base, 2 * len(self._logs))
 
     async def aclose(self) -> None:
         return None

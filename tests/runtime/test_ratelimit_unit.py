@@ -1,0 +1,79 @@
+"""The moving window's arithmetic with the clock given (``MemoryWindows.hit_now``), and which
+rules match which routes (``ratelimit.matches``)."""
+
+from __future__ import annotations
+
+import pytest
+from gateway.catalog import BY_NAME
+from gateway.limitstore import Decision, MemoryWindows
+from gateway.ratelimit import Rules, RuleSpec, matches
+from gateway.routing import match
+
+
+def test_window_slides_one_request_at_a_time() -> None:
+    w = MemoryWindows()
+    check = [("k", 3, 1000)]
+    assert w.hit_now(check, 0) == [Decision(True, 2, 1000)]
+    assert w.hit_now(check, 400) == [Decision(True, 1, 600)]
+    assert w.hit_now(check, 700) == [Decision(True, 0, 300)]
+    # full: the next slot frees when the oldest (t=0) leaves the window, at t=1000
+    assert w.hit_now(check, 800) == [Decision(False, 0, 200)]
+    assert w.hit_now(check, 999) == [Decision(False, 0, 1)]
+    # t=0 has left; t=400 and t=700 are still in: one slot, not a fresh window of three
+    assert w.hit_now(check, 1000) == [Decision(True, 0, 400)]
+    assert w.hit_now(check, 1001) == [Decision(False, 0, 399)]
+
+
+def test_a_refusal_uses_up_no_other_budget() -> None:
+    w = MemoryWindows()
+    wide, narrow = ("wide", 10, 1000), ("narrow", 1, 1000)
+    assert [d.allowed for d in w.hit_now([wide, narrow], 0)] == [True, True]
+    for t in range(1, 6):
+        assert [d.allowed for d in w.hit_now([wide, narrow], t)] == [True, False]
+    # five refusals later, the wide rule has still counted only the one allowed request
+    assert w.hit_now([wide], 10) == [Decision(True, 8, 990)]
+
+
+def test_keys_whose_window_is_over_are_swept() -> None:
+    w = MemoryWindows(sweep_at=11)
+    for i in range(11):
+        w.hit_now([(f"k{i}", 1, 100)], i)
+    w.hit_now([("late", 1, 100)], 1000)  # past the threshold: every earlier window is over
+    assert set(w._logs) == {"late"}
+
+
+def rule(label: str) -> RuleSpec:
+    return RuleSpec(name=label, label=label, max=1, window_ms=1000, per="ip", message="m")
+
+
+@pytest.mark.parametrize(
+    ("label", "method", "path", "expected"),
+    [
+        ("*", "GET", "/api/health", True),
+        ("posts:list", "GET", "/api/collections/posts/records", True),
+        ("posts:list", "GET", "/api/collections/comments/records", False),
+        ("posts:list", "POST", "/api/collections/posts/records", False),
+        ("posts:create", "POST", "/api/collections/posts/records", True),
+        ("*:view", "GET", "/api/collections/comments/records/abc", True),
+        ("*:auth", "POST", "/api/collections/users/auth-with-password", True),
+        ("*:auth", "POST", "/api/collections/users/auth-refresh", True),
+        ("*:auth", "GET", "/api/collections/users/auth-methods", False),
+        ("users:auth-methods", "GET", "/api/collections/users/auth-methods", True),
+        ("users:auth-with-password", "POST", "/api/collections/users/auth-with-password", True),
+        ("users:auth-with-password", "POST", "/api/collections/users/auth-with-otp", False),
+        ("posts:file", "GET", "/api/files/posts/abc/x.png", True),
+        ("batch", "POST", "/api/batch", True),
+        ("batch", "GET", "/api/health", False),
+        ("*:list", "POST", "/api/batch", False),
+        ("realtime", "POST", "/api/realtime", True),
+    ],
+)
+def test_labels(label: str, method: str, path: str, expected: bool) -> None:
+    assert matches(rule(label), match(method, path)) is expected
+
+
+def test_a_collection_named_by_id_is_the_same_collection() -> None:
+    posts = BY_NAME["posts"]
+    rules = Rules((rule("posts:list"), rule("*")))
+    by_id = match("GET", f"/api/collections/{posts.id}/records")
+    assert [r.name for r in rules.for_route(by_id)] == ["posts:list", "*"]
