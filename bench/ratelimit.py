@@ -84,15 +84,17 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     built = build_gateway()
     rps: dict[str, list[float]] = {s: [] for s in SETUPS}
     p99: dict[str, list[float]] = {s: [] for s in SETUPS}
+    #: requests per CPU-second of the gateway process: steadier than req/s on a shared machine
+    per_cpu: dict[str, list[float]] = {s: [] for s in SETUPS}
+    processes: dict[str, GatewayProcess] = {}
     with contextlib.ExitStack() as stack:
         pb = stack.enter_context(PocketBaseServer())
         print(f"seeding {args.posts} posts ...", file=sys.stderr, flush=True)
         seed_bench(pb, args.posts)
         redis_url = stack.enter_context(valkey_server())
-        urls = {
-            s: stack.enter_context(GatewayProcess(pb.url, env=gateway_env(s, redis_url), generated=built)).url
-            for s in SETUPS
-        }
+        for s in SETUPS:
+            processes[s] = stack.enter_context(GatewayProcess(pb.url, env=gateway_env(s, redis_url), generated=built))
+        urls = {s: p.url for s, p in processes.items()}
         path = f"/api/collections/posts/records/{post_id(1)}"
         for s, base in urls.items():
             import httpx
@@ -104,26 +106,37 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             run_load(base + path, duration=args.warmup, connections=args.connections, threads=args.threads, tool=tool)
         for round_no in range(1, args.rounds + 1):
             for s, base in urls.items():
+                cpu_before = processes[s].cpu_seconds()
                 result = run_load(base + path, duration=args.duration, connections=args.connections,
                                   threads=args.threads, tool=tool)
+                cpu_after = processes[s].cpu_seconds()
+                if cpu_before is not None and cpu_after is not None and cpu_after > cpu_before:
+                    per_cpu[s].append(result.requests / (cpu_after - cpu_before))
                 rps[s].append(result.rps)
                 p99[s].append(result.p99_ms)
                 flag = f"  ERRORS: {result.errors}" if result.errors else ""
-                print(f"round {round_no} {s:7} {result.rps:9.0f} req/s  p99 {result.p99_ms:6.1f} ms{flag}",
+                cpu_text = f"  {per_cpu[s][-1]:7.0f} req/CPU-s" if per_cpu[s] else ""
+                print(f"round {round_no} {s:7} {result.rps:9.0f} req/s  p99 {result.p99_ms:6.1f} ms{cpu_text}{flag}",
                       file=sys.stderr, flush=True)
-    med = {s: (statistics.median(rps[s]), statistics.median(p99[s])) for s in SETUPS}
-    base_rps = med["off"][0]
+    med = {
+        s: (statistics.median(rps[s]), statistics.median(p99[s]), statistics.median(per_cpu[s]) if per_cpu[s] else 0.0)
+        for s in SETUPS
+    }
+    base_rps, base_cpu = med["off"][0], med["off"][2]
     lines = [
         f"Record view, {tool} {args.threads} threads, {args.connections} connections, {args.duration} s, "
         f"{args.rounds} interleaved rounds, medians; one gateway process each.",
         "",
-        "| rate limits | req/s | p99 ms | req/s / off | cost |",
-        "|---|---:|---:|---:|---:|",
+        "| rate limits | req/s | p99 ms | req/s / off | req per gateway CPU-s | / off | cost (CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in SETUPS:
-        r, p = med[s]
-        lines.append(f"| {s} | {r:,.0f} | {p:.1f} | {r / base_rps:.2f} | {1 - r / base_rps:.0%} |")
-    return {"rps": rps, "p99_ms": p99, "tool": tool}, "\n".join(lines) + "\n"
+        r, p, c = med[s]
+        cpu_ratio = c / base_cpu if base_cpu else 0.0
+        lines.append(
+            f"| {s} | {r:,.0f} | {p:.1f} | {r / base_rps:.2f} | {c:,.0f} | {cpu_ratio:.2f} | {1 - cpu_ratio:.0%} |"
+        )
+    return {"rps": rps, "p99_ms": p99, "per_cpu_second": per_cpu, "tool": tool}, "\n".join(lines) + "\n"
 
 
 async def store_hits(args: argparse.Namespace, redis_url: str) -> dict[str, float]:

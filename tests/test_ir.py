@@ -146,6 +146,14 @@ def test_ratelimit_rules_in_hapta_shape() -> None:
     assert limits.warnings == ()
 
 
+def test_a_rule_for_a_collection_not_exposed_is_an_error() -> None:
+    schema = load_file(POSTLY / "pb_schema.json")
+    for config in ({"ratelimits": [{"Label": "post:create", "Max": 1, "Duration": 1}]},
+                   {"exclude": ["likes"], "ratelimits": [{"Label": "likes:list", "Max": 1, "Duration": 1}]}):
+        with pytest.raises(ConfigError, match="not an exposed collection"):
+            analyze(schema, config_from_dict(config))
+
+
 def test_deprecated_rate_limit_key_is_converted_with_a_warning() -> None:
     limits = config_from_dict({"rate_limit": {"Max": 300, "Duration": 10}}).ratelimits
     assert [(r.max, r.duration_ms, r.per) for r in limits.rules] == [(300, 10000, "ip")]

@@ -14,6 +14,7 @@ from ..schema.model import PBCollection, PBField, PBSchema
 from . import naming, pytypes
 from .config import Config
 from .model import CollectionIR, ExpandIR, FieldIR, LiteralIR, ModifierIR, SchemaIR
+from .ratelimits import check_collections
 
 _RECORD_SUFFIXES = ("Record", "Create", "Update", "Page", "Expand")
 _VIEW_SOURCE = re.compile(r"\b(?:from|join)\s+[`\"\[]?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
@@ -37,6 +38,7 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         key=lambda c: c.name,
     )
     excluded = tuple(sorted(known - {c.name for c in exposed}))
+    check_collections(config.ratelimits, {c.name for c in exposed})
     names = _assign_names(exposed)
     taken_globals = set(naming.MODEL_MODULE_NAMES)
     for n in names.values():

@@ -147,6 +147,18 @@ def parse_ratelimits(data: dict[str, Any], source: str = "config") -> RateLimits
     return RateLimits(tuple(rules), tuple(warnings))
 
 
+def check_collections(limits: RateLimits, exposed: set[str]) -> None:
+    """A rule that names a collection the gateway does not expose would never apply: a
+    ``ConfigError`` (a typo, or a schema change that needs the config changed too)."""
+    for rule in limits.rules:
+        collection, sep, _ = rule.label.partition(":")
+        if sep and collection != "*" and collection not in exposed:
+            raise ConfigError(
+                f"ratelimits: rule {rule.name!r} names {collection!r}, which is not an exposed "
+                "collection of the schema"
+            )
+
+
 def normalize_label(label: str, where: str) -> str:
     """``*``, ``collection:operation`` (tags spelled as PocketBase does are accepted) or a
     standalone label; anything else is a ``ConfigError``."""
