@@ -35,6 +35,8 @@ So the few lines of Lua are used, and ``limits`` is not a dependency. In memory 
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import math
 import time
 from collections import OrderedDict, deque
@@ -185,25 +187,80 @@ def redis_errors() -> tuple[type[BaseException], ...]:
 
 
 class RedisWindows:
-    """Moving windows in Valkey/Redis, shared by every node that uses the same server."""
+    """Moving windows in Valkey/Redis, shared by every node that uses the same server.
+
+    Hits made in the same turn of the event loop (concurrent requests) go out together, one
+    pipeline and one socket write for all of them; each script still runs atomically on its
+    own, in order. Under load this halves what a hit costs the gateway (a socket write is most
+    of it); a lone request waits for nothing.
+    """
 
     def __init__(self, client: Any) -> None:
+        from redis.exceptions import NoScriptError
+
         self.client = client
-        self._script = client.register_script(HIT_SCRIPT)
+        self._sha = hashlib.sha1(HIT_SCRIPT.encode()).hexdigest()
         self._errors = redis_errors()
+        self._no_script = NoScriptError
+        self._batch: list[tuple[list[str], list[int], asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def hit(self, checks: Sequence[Check]) -> list[Decision]:
         keys = [PREFIX + key for key, _, _ in checks]
         args: list[int] = []
         for _, limit, window in checks:
             args += (limit, window)
-        try:
-            raw = await self._script(keys=keys, args=args)
-        except self._errors as exc:
-            raise StoreDown(str(exc) or type(exc).__name__) from None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._batch.append((keys, args, future))
+        if len(self._batch) == 1:
+            loop.call_soon(self._flush)  # after every request of this turn has queued its hit
+        raw = await future
         return [
             Decision(bool(raw[i]), int(raw[i + 1]), int(raw[i + 2])) for i in range(0, len(raw), 3)
         ]
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        task = asyncio.ensure_future(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._send(batch)
+            redo = [i for i, r in enumerate(results) if isinstance(r, self._no_script)]
+            if redo:  # a new or restarted server: load the script, run just those again
+                await self.client.script_load(HIT_SCRIPT)
+                for i, result in zip(redo, await self._send([batch[i] for i in redo]), strict=True):
+                    results[i] = result
+        except BaseException as exc:
+            down = StoreDown(str(exc) or type(exc).__name__)
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(down)
+            if not isinstance(exc, self._errors):
+                raise
+            return
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if future.done():  # the request was cancelled (client gone)
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(StoreDown(str(result) or type(result).__name__))
+            else:
+                future.set_result(result)
+
+    async def _send(self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]) -> list[Any]:
+        if len(batch) == 1:
+            keys, args, _ = batch[0]
+            try:
+                return [await self.client.evalsha(self._sha, len(keys), *keys, *args)]
+            except self._no_script as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args, _ in batch:
+            pipe.evalsha(self._sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
     async def aclose(self) -> None:
         await self.client.aclose()
