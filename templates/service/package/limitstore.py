@@ -40,8 +40,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: One check: (key, max, window in ms).
 Check = tuple[str, int, int]
@@ -51,8 +50,7 @@ class StoreDown(Exception):
     """The shared store did not answer (Valkey/Redis down, refused, timed out)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     #: Requests still allowed in the window after this one.
     remaining: int
@@ -77,6 +75,7 @@ class MemoryWindows:
     def hit_now(self, checks: Sequence[Check], now: float) -> list[Decision]:
         logs = []
         decisions = []
+        allowed = True
         for key, limit, window in checks:
             log = self._logs.get(key)
             if log is None:
@@ -87,12 +86,13 @@ class MemoryWindows:
                 log.popleft()
             logs.append(log)
             if len(log) >= limit:
+                allowed = False
                 wait = log[-limit] + window - now
                 decisions.append(Decision(False, 0, max(1, math.ceil(wait))))
             else:
                 oldest = log[0] if log else now
                 decisions.append(Decision(True, limit - len(log) - 1, math.ceil(oldest + window - now)))
-        if all(d.allowed for d in decisions):
+        if allowed:
             for log in logs:
                 log.append(now)
         if len(self._logs) > self._sweep_at:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import time
 from typing import Any
 
@@ -80,6 +79,7 @@ class RateLimit:
         self.book = book
         self.metrics = metrics
         self.fail_open = fail_open
+        self.memory = windows if isinstance(windows, MemoryWindows) else None
         self._logged = -_LOG_EVERY
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,7 +90,15 @@ class RateLimit:
         rules = self.rules.for_route(route)
         if rules:
             try:
-                decisions = await self.windows.hit(await self._checks(rules, scope, st.client))
+                ip = "ip:" + st.client
+                user = ip
+                if self.rules.per_user and any(r.per == "user" for r in rules):
+                    user = await self._user(scope) or ip
+                checks = self._checks(rules, ip, user)
+                if self.memory is not None:  # no await: nothing to wait for
+                    decisions = self.memory.hit_now(checks, time.monotonic() * 1000)
+                else:
+                    decisions = await self.windows.hit(checks)
             except StoreDown as exc:
                 self._store_down(exc)
                 if not self.fail_open:
@@ -98,20 +106,25 @@ class RateLimit:
                     await respond(scope, send, 503, headers, envelope(503, UNAVAILABLE))
                     return
             else:
-                refused = [(r, d) for r, d in zip(rules, decisions, strict=True) if not d.allowed]
+                if len(rules) == 1:
+                    rule, decision = rules[0], decisions[0]
+                    refused = [] if decision.allowed else [(rule, decision)]
+                else:
+                    refused = [(r, d) for r, d in zip(rules, decisions, strict=True) if not d.allowed]
+                    rule, decision = min(
+                        zip(rules, decisions, strict=True),
+                        key=lambda rd: (rd[1].remaining, rd[0].max),
+                    )
                 if refused:
                     rule, decision = max(refused, key=lambda rd: rd[1].reset_ms)
                     self.metrics.ratelimited(rule.name)
                     headers = [
                         *JSON_HEADERS,
-                        (b"retry-after", str(_seconds(decision.reset_ms)).encode()),
+                        (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
                         *_limit_headers(rule, decision),
                     ]
                     await respond(scope, send, 429, headers, envelope(429, rule.message))
                     return
-                rule, decision = min(
-                    zip(rules, decisions, strict=True), key=lambda rd: (rd[1].remaining, rd[0].max)
-                )
                 send = _with_headers(send, _limit_headers(rule, decision))
         if not learn:
             await self.app(scope, receive, send)
@@ -120,22 +133,17 @@ class RateLimit:
         await self.app(scope, receive, answer.send)
         await self._learn(answer)
 
-    async def _checks(
-        self, rules: tuple[RuleSpec, ...], scope: Scope, client: str
-    ) -> list[tuple[str, int, int]]:
-        user: str | None = None
-        checks = []
-        for rule in rules:
-            if rule.per == "global":
-                who = "*"
-            elif rule.per == "user":
-                if user is None:
-                    user = await self._user(scope) or "ip:" + client
-                who = user
-            else:
-                who = "ip:" + client
-            checks.append((f"{rule.name}|{who}", rule.max, rule.window_ms))
-        return checks
+    @staticmethod
+    def _checks(rules: tuple[RuleSpec, ...], ip: str, user: str) -> list[tuple[str, int, int]]:
+        """(key, max, window) per rule; ``user`` is the verified user, or the IP key."""
+        return [
+            (
+                rule.name + ("|" + ip if rule.per == "ip" else "|" + user if rule.per == "user" else "|*"),
+                rule.max,
+                rule.window_ms,
+            )
+            for rule in rules
+        ]
 
     async def _user(self, scope: Scope) -> str | None:
         token = _token(header(scope, b"authorization"))
@@ -205,14 +213,14 @@ def _with_headers(send: Send, extra: Headers) -> Send:
 
 def _limit_headers(rule: RuleSpec, decision: Decision) -> Headers:
     return [
-        (b"ratelimit-limit", str(rule.max).encode()),
-        (b"ratelimit-remaining", str(decision.remaining).encode()),
-        (b"ratelimit-reset", str(_seconds(decision.reset_ms)).encode()),
+        (b"ratelimit-limit", b"%d" % rule.max),
+        (b"ratelimit-remaining", b"%d" % decision.remaining),
+        (b"ratelimit-reset", b"%d" % _seconds(decision.reset_ms)),
     ]
 
 
 def _seconds(ms: int) -> int:
-    return max(1, math.ceil(ms / 1000))
+    return -(-ms // 1000) if ms > 1000 else 1
 
 
 def _token(value: bytes | None) -> str:
