@@ -189,10 +189,11 @@ def redis_errors() -> tuple[type[BaseException], ...]:
 class RedisWindows:
     """Moving windows in Valkey/Redis, shared by every node that uses the same server.
 
-    Hits made in the same turn of the event loop (concurrent requests) go out together, one
-    pipeline and one socket write for all of them; each script still runs atomically on its
-    own, in order. Under load this halves what a hit costs the gateway (a socket write is most
-    of it); a lone request waits for nothing.
+    One batch of hits is in flight at a time: hits made meanwhile (concurrent requests) wait
+    for it and then go out together, one pipeline and one socket write for all of them; each
+    script still runs atomically on its own, in order. A socket write is most of what a hit
+    costs the gateway, so under load this cuts the cost per hit several times; a lone request
+    waits for nothing.
     """
 
     def __init__(self, client: Any) -> None:
@@ -203,7 +204,7 @@ class RedisWindows:
         self._errors = redis_errors()
         self._no_script = NoScriptError
         self._batch: list[tuple[list[str], list[int], asyncio.Future[Any]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
 
     async def hit(self, checks: Sequence[Check]) -> list[Decision]:
         keys = [PREFIX + key for key, _, _ in checks]
@@ -213,18 +214,21 @@ class RedisWindows:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._batch.append((keys, args, future))
-        if len(self._batch) == 1:
-            loop.call_soon(self._flush)  # after every request of this turn has queued its hit
+        if self._sender is None:
+            self._sender = loop.create_task(self._drain())
         raw = await future
         return [
             Decision(bool(raw[i]), int(raw[i + 1]), int(raw[i + 2])) for i in range(0, len(raw), 3)
         ]
 
-    def _flush(self) -> None:
-        batch, self._batch = self._batch, []
-        task = asyncio.ensure_future(self._run(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _drain(self) -> None:
+        """Send what has queued up, batch after batch, until nothing is left."""
+        try:
+            while self._batch:
+                batch, self._batch = self._batch, []
+                await self._run(batch)
+        finally:
+            self._sender = None
 
     async def _run(self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]) -> None:
         try:
