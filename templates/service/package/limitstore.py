@@ -96,7 +96,9 @@ class MemoryWindows:
                 decisions.append(Decision(False, 0, max(1, math.ceil(wait))))
             else:
                 oldest = log[0] if log else now
-                decisions.append(Decision(True, limit - len(log) - 1, math.ceil(oldest + window - now)))
+                decisions.append(
+                    Decision(True, limit - len(log) - 1, math.ceil(oldest + window - now))
+                )
         if allowed:
             for log in logs:
                 log.append(now)
@@ -105,7 +107,9 @@ class MemoryWindows:
         return decisions
 
     def _sweep(self, now: float) -> None:
-        for key in [k for k, log in self._logs.items() if not log or log[-1] <= now - self._windows[k]]:
+        for key in [
+            k for k, log in self._logs.items() if not log or log[-1] <= now - self._windows[k]
+        ]:
             del self._logs[key]
             del self._windows[key]
         self._sweep_at = max(self._sweep_base, 2 * len(self._logs))
@@ -258,7 +262,9 @@ class RedisWindows:
             else:
                 future.set_result(result)
 
-    async def _send(self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]) -> list[Any]:
+    async def _send(
+        self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]
+    ) -> list[Any]:
         if len(batch) == 1:
             keys, args, _ = batch[0]
             try:

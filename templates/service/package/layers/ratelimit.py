@@ -110,7 +110,9 @@ class RateLimit:
                     rule, decision = rules[0], decisions[0]
                     refused = [] if decision.allowed else [(rule, decision)]
                 else:
-                    refused = [(r, d) for r, d in zip(rules, decisions, strict=True) if not d.allowed]
+                    refused = [
+                        (r, d) for r, d in zip(rules, decisions, strict=True) if not d.allowed
+                    ]
                     rule, decision = min(
                         zip(rules, decisions, strict=True),
                         key=lambda rd: (rd[1].remaining, rd[0].max),
@@ -138,7 +140,8 @@ class RateLimit:
         """(key, max, window) per rule; ``user`` is the verified user, or the IP key."""
         return [
             (
-                rule.name + ("|" + ip if rule.per == "ip" else "|" + user if rule.per == "user" else "|*"),
+                rule.name
+                + ("|" + ip if rule.per == "ip" else "|" + user if rule.per == "user" else "|*"),
                 rule.max,
                 rule.window_ms,
             )
