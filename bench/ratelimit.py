@@ -62,8 +62,8 @@ def valkey_server() -> Iterator[str]:
         server.stop()
 
 
-def build_gateway() -> Path:
-    out = Path(tempfile.mkdtemp(prefix="hapta-rl-gw-"))
+def build_gateway(out: Path | None = None) -> Path:
+    out = out or Path(tempfile.mkdtemp(prefix="hapta-rl-gw-"))
     result = generate(load_file(SCHEMA), config_from_dict(CONFIG))
     if not result.ok:
         raise SystemExit("; ".join(result.errors))
