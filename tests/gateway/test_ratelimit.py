@@ -235,6 +235,21 @@ def test_a_global_rule_counts_every_caller_together(rules_gw: GatewayProcess) ->
     assert [r.status_code for r in answers] == [200, 200, 200, 429]
 
 
+def test_the_committed_example_limits_password_logins(gw_pb: PocketBaseServer, tmp_path: Path) -> None:
+    """``generated/`` (examples/postly/hapta.yaml): 10 password logins a minute per IP."""
+    process = GatewayProcess(gw_pb.url, env=ON, tmp=tmp_path).start()
+    try:
+        body = {"identity": "alice@postly.test", "password": "wrong password"}
+        path = "/api/collections/users/auth-with-password"
+        answers = [get(process, path, "198.51.100.45", method="POST", json=body) for _ in range(11)]
+        assert [r.status_code for r in answers] == [400] * 10 + [429]
+        assert answers[0].headers["ratelimit-limit"] == "10"
+        limited(answers[10], "Too Many Requests.")
+        assert refusals(process, "users:auth-with-password/ip") == 1
+    finally:
+        process.stop()
+
+
 def test_switched_off_at_run_time(gw_pb: PocketBaseServer, default_gw: GatewayProcess, tmp_path: Path) -> None:
     process = GatewayProcess(gw_pb.url, env=ON | {"HAPTA_RATE_LIMIT_ENABLED": "false"}, tmp=tmp_path, cwd=default_gw.cwd).start()
     try:
