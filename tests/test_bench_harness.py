@@ -6,6 +6,7 @@ Nothing here measures or asserts a time.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,19 @@ def test_baseline_gateway_is_exported_from_git(tmp_path: Path) -> None:
     assert (generated / "gateway" / "__main__.py").is_file()
     with pytest.raises(SystemExit, match="--baseline no-such-rev"):
         export_generated("no-such-rev", tmp_path)
+
+
+def test_ratelimit_bench_setups_and_store_timings(tmp_path: Path) -> None:
+    """bench/ratelimit.py: its rule matches every request and never refuses one; the three
+    setups differ only in the layer and its store; --store-only times every store it has."""
+    from bench import ratelimit
+
+    rules = (ratelimit.build_gateway(tmp_path) / "gateway" / "ratelimit_rules.py").read_text()
+    assert 'label="*"' in rules and "max=1000000000" in rules
+    assert ratelimit.gateway_env("off", "redis://x")["HAPTA_RATE_LIMIT_ENABLED"] == "false"
+    assert "HAPTA_REDIS_URL" not in ratelimit.gateway_env("memory", "redis://x")
+    assert ratelimit.gateway_env("valkey", "redis://x")["HAPTA_REDIS_URL"] == "redis://x"
+    data, table = ratelimit.store_only(argparse.Namespace(hits=20, max=5))
+    timings = data["us_per_hit"]
+    assert {"memory (deque)", "valkey: gateway's Lua (sorted set)"} <= set(timings)
+    assert all(us > 0 for us in timings.values()) and "| store |" in table

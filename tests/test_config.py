@@ -39,17 +39,24 @@ def test_example_points_editors_at_the_schema_and_satisfies_it() -> None:
     assert text.splitlines()[0] == "# yaml-language-server: $schema=./hapta.schema.json"
     Draft202012Validator(config_schema()).validate(yaml.safe_load(text))
     config = load_config(POSTLY / "hapta.yaml")
-    assert (config.distribution, config.rate_limit.message) == ("postly-gateway", "Too Many Requests.")
+    assert config.ratelimit is not None
+    assert (config.distribution, config.ratelimit.message) == ("postly-gateway", "Too Many Requests.")
 
 
 DOCUMENTS: list[dict[str, Any]] = [
     {},
     {"package": "my_gw", "exclude": ["a", "b"], "include_system": True, "version": 2},
     {"version": "1.2.3", "cache": {"ttl": 0, "max_bytes": 1024}},
-    {"rate_limit": {"Max": 5, "Duration": 60, "IP": False, "isEnabled": False, "Message": "Slow down."}},
-    {"rate_limit": {"max": 5}},  # the seed's spelling only
-    {"rate_limit": {"Max": "5"}},
-    {"rate_limit": {"IP": 1}},
+    {"ratelimit": {"Max": 5, "Duration": 60000, "IP": False, "isEnabled": False, "Message": "Slow down."}},
+    {"ratelimit": {"max": 5}},  # the seed's spelling only
+    {"ratelimit": {"Max": "5"}},
+    {"ratelimit": {"IP": 1}},
+    {"ratelimit": {"Max": 0}},
+    {"ratelimits": [{"Label": "posts:create", "Max": 5, "Duration": 1000, "Per": "user"}]},
+    {"ratelimits": [{"Label": "*", "Max": 5, "Duration": 1000, "Per": "everyone"}]},
+    {"ratelimits": [{"Label": "*", "Max": 5}]},
+    {"ratelimits": {"Label": "*", "Max": 5, "Duration": 1}},
+    {"rate_limit": {"Max": 5, "Duration": 60}},  # deprecated, still read
     {"cache": {"ttl": -1}},
     {"cache": {"ttl2": 1}},
     {"cache": []},
@@ -81,10 +88,10 @@ def test_schema_and_model_agree(data: dict[str, Any]) -> None:
     [
         ({"cache": {"ttl2": 1}}, "config: cache: unknown key 'ttl2' (known: max_bytes, ttl)"),
         (
-            {"rate_limit": {"max": 5}},
-            "config: rate_limit: unknown key 'max' (known: Duration, IP, Max, Message, isEnabled)",
+            {"ratelimit": {"max": 5}},
+            "config: ratelimit: unknown key 'max' (known: Duration, IP, Max, Message, isEnabled)",
         ),
-        ({"rate_limit": {"IP": "yes"}}, "config: rate_limit: 'IP' has the wrong type (str)"),
+        ({"ratelimit": {"IP": "yes"}}, "config: ratelimit: 'IP' has the wrong type (str)"),
         ({"cache": {"ttl": -1}}, "config: cache: 'ttl' must be at least 0"),
         ({"exclude": "posts"}, "config: exclude must be a list of collection names"),
         ({"version": True}, "config: 'version' has the wrong type (bool)"),
@@ -103,8 +110,10 @@ def test_errors_name_the_key_in_one_line(data: dict[str, Any], message: str) -> 
 
 
 def test_empty_keys_mean_their_defaults() -> None:
-    config = config_from_dict(yaml.safe_load("title:\ncache:\nrate_limit:\n  Max:\n"))
+    config = config_from_dict(yaml.safe_load("title:\ncache:\nratelimit:\ntypescript:\n  out:\n"))
     assert config == Config()
+    rule = config_from_dict(yaml.safe_load("ratelimit:\n  Max:\n  Duration: 1000\n")).rate_limits()
+    assert [(r.max, r.duration_ms) for r in rule.rules] == [(10, 1000)]  # Max: its default
     assert config_from_dict({"version": 1.5}).version == "1.5"
     assert config_from_dict({"exclude": ["a"]}).exclude == ("a",)
 

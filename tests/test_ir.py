@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hapta_gen import generate
 from hapta_gen.emit.pytypes import annotation, declaration
 from hapta_gen.errors import ConfigError
 from hapta_gen.ir.analyze import analyze
@@ -102,7 +103,17 @@ def test_ir_dumps_as_json(ir: SchemaIR) -> None:
         ({"package": "my-gateway"}, "not a valid Python package name"),
         ({"package": "class"}, "not a valid Python package name"),
         ({"cache": {"ttl": "long"}}, "'ttl' has the wrong type"),
+        ({"ratelimit": {"Max": True}}, "'Max' has the wrong type"),
         ({"rate_limit": {"Max": True}}, "'Max' has the wrong type"),
+        ({"ratelimit": {"Max": 0}}, "'Max' must be at least 1"),
+        ({"ratelimit": {"Max": 5, "Window": 3}}, "unknown key 'Window'"),
+        ({"ratelimit": {}, "rate_limit": {}}, "not both"),
+        ({"ratelimits": {"Label": "*"}}, "must be a list"),
+        ({"ratelimits": [{"Label": "*", "Max": 5}]}, "needs Label, Max and Duration"),
+        ({"ratelimits": [{"Label": "posts:frobnicate", "Max": 5, "Duration": 1000}]}, "Label 'posts:frobnicate'"),
+        ({"ratelimits": [{"Label": "posts", "Max": 5, "Duration": 1000}]}, "Label 'posts'"),
+        ({"ratelimits": [{"Label": "*", "Max": 5, "Duration": 1000, "Per": "token"}]}, "Per must be one of"),
+        ({"ratelimits": [{"Label": "*", "Max": 5, "Duration": 1000}] * 2}, "two rate-limit rules are named"),
         ({"colour": 1}, "unknown key 'colour'"),
         ([1, 2], "expected a mapping"),
     ],
@@ -113,4 +124,41 @@ def test_bad_config_is_one_clear_error(data: object, message: str) -> None:
 
 
 def test_default_config() -> None:
-    assert Config().package == "gateway" and Config().rate_limit.max == 300
+    assert Config().package == "gateway" and Config().rate_limits().rules == ()
+
+
+def test_ratelimit_rules_in_hapta_shape() -> None:
+    """The default rule reads Hapta's keys (Duration in ms; IP false is one global budget);
+    labels accept PocketBase's tags; a disabled rule is no rule."""
+    limits = config_from_dict(
+        {
+            "ratelimit": {"Max": 10, "Duration": 60000, "IP": False, "isEnabled": True, "Message": "Slow down"},
+            "ratelimits": [
+                {"Label": "users:authWithPassword", "Max": 3, "Duration": 1000},
+                {"Label": "*:auth", "Max": 4, "Duration": 2000, "Per": "user", "Name": "logins"},
+                {"Label": "batch", "Max": 1, "Duration": 1, "isEnabled": False},
+            ],
+        }
+    ).rate_limits()
+    assert [(r.name, r.label, r.max, r.duration_ms, r.per, r.message) for r in limits.rules] == [
+        ("default", "*", 10, 60000, "global", "Slow down"),
+        ("users:auth-with-password/ip", "users:auth-with-password", 3, 1000, "ip", "Slow down"),
+        ("logins", "*:auth", 4, 2000, "user", "Slow down"),
+    ]
+    assert limits.warnings == ()
+
+
+def test_a_rule_for_a_collection_not_exposed_is_an_error() -> None:
+    schema = load_file(POSTLY / "pb_schema.json")
+    for config in ({"ratelimits": [{"Label": "post:create", "Max": 1, "Duration": 1}]},
+                   {"exclude": ["likes"], "ratelimits": [{"Label": "likes:list", "Max": 1, "Duration": 1}]}):
+        with pytest.raises(ConfigError, match="not an exposed collection"):
+            analyze(schema, config_from_dict(config))
+
+
+def test_deprecated_rate_limit_key_is_converted_with_a_warning() -> None:
+    limits = config_from_dict({"rate_limit": {"Max": 300, "Duration": 10}}).rate_limits()
+    assert [(r.max, r.duration_ms, r.per) for r in limits.rules] == [(300, 10000, "ip")]
+    assert len(limits.warnings) == 1 and "rate_limit is deprecated" in limits.warnings[0]
+    result = generate(load_file(POSTLY / "pb_schema.json"), config_from_dict({"rate_limit": {"Max": 3}}))
+    assert any("rate_limit is deprecated" in w for w in result.warnings)

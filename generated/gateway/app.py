@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from . import chain, logs, offload
+from . import chain, limitstore, logs, offload
 from .asgi import ASGIApp, Receive, Scope, Send
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
@@ -147,6 +147,7 @@ class Gateway:
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()
+        await limitstore.close_all()
         await offload.shutdown()
         if self.access_log is not None:
             self.access_log.flush()

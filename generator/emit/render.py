@@ -45,6 +45,7 @@ PLAN: tuple[Target, ...] = (
     Target("package/models/__init__.py.jinja", "{package}/models/__init__.py"),
     Target("package/models/collection.py.jinja", "{package}/models/{module}.py", per_collection=True),
     Target("package/catalog.py.jinja", "{package}/catalog.py"),
+    Target("package/ratelimit_rules.py.jinja", "{package}/ratelimit_rules.py"),
 )
 #: Files computed in Python rather than from a template (``openapi.json``, ``types.ts``), by
 #: output path; the caller passes them in, so this stage depends on no other stage's printer.

@@ -14,6 +14,7 @@ from ..schema.model import PBCollection, PBField, PBSchema
 from . import fieldtypes, naming, types
 from .config import Config
 from .model import CollectionIR, ExpandIR, FieldIR, FileIR, LiteralIR, ModifierIR, SchemaIR
+from .ratelimits import check_collections
 from .types import TypeIR
 
 #: Suffixes of the per-collection names (``Response``: the TypeScript types' own).
@@ -39,6 +40,8 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         key=lambda c: c.name,
     )
     excluded = tuple(sorted(known - {c.name for c in exposed}))
+    limits = config.rate_limits()
+    check_collections(limits, {c.name for c in exposed})
     names = _assign_names(exposed)
     taken_globals = set(naming.MODEL_MODULE_NAMES) | naming.TS_NAMES
     for n in names.values():
@@ -67,10 +70,10 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         version=config.version,
         collections=tuple(collections),
         excluded=excluded,
-        rate_limit=config.rate_limit,
+        ratelimits=limits,
         cache_ttl=config.cache.ttl,
         cache_max_bytes=config.cache.max_bytes,
-        warnings=schema.warnings,
+        warnings=schema.warnings + limits.warnings,
         typescript_out=config.typescript.out if config.typescript.enabled else "",
     )
 

@@ -10,9 +10,9 @@ include_system: false       # expose system collections (_superusers, ...) too
 cache:
   ttl: 300                  # seconds; a backstop, invalidation is by realtime events
   max_bytes: 67108864
-rate_limit:                 # the default rule, in the seed's shape
-  Max: 300
-  Duration: 10
+ratelimit:                  # the default rule, in Hapta's shape (Duration in ms); more
+  Max: 300                  # rules under ratelimits: (see ratelimits.py)
+  Duration: 10000
   IP: true
   isEnabled: true
   Message: Too Many Requests.
@@ -32,7 +32,7 @@ import json
 import keyword
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -49,6 +49,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError
+from .ratelimits import KEYS as RATELIMIT_KEYS
+from .ratelimits import RateLimits, parse_ratelimits
 
 _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -68,15 +70,53 @@ class _Settings(BaseModel):
 
 
 class RateLimitRule(_Settings):
-    """The default rate-limit rule, in the shape of PocketBase's ``rateLimits.rules`` (the seed's)."""
+    """The default rate-limit rule, in Hapta's seed shape; applies to every route."""
 
-    max: int = Field(default=300, alias="Max", ge=0, description="Requests allowed per window.")
-    duration: int = Field(default=10, alias="Duration", ge=0, description="The window, in seconds.")
-    per_ip: bool = Field(default=True, alias="IP", description="Count per client IP (else per caller).")
+    max: int = Field(default=10, alias="Max", ge=1, description="Requests allowed per window.")
+    duration: int = Field(
+        default=60000, alias="Duration", ge=1, description="The window, in milliseconds."
+    )
+    per_ip: bool = Field(
+        default=True, alias="IP", description="Count per client IP (else one global budget)."
+    )
     enabled: bool = Field(default=True, alias="isEnabled", description="Apply the rule.")
     message: str = Field(
         default="Too Many Requests.", alias="Message", description="The message of the 429 answer."
     )
+
+
+class LabeledRateLimit(_Settings):
+    """A rule of its own window for the routes its ``Label`` names (``generator/ir/ratelimits.py``)."""
+
+    label: str = Field(
+        alias="Label",
+        description="'*', '<collection|*>:<operation>' (posts:create, *:auth, "
+        "users:auth-with-password) or batch, realtime, files-token, health.",
+    )
+    max: int = Field(alias="Max", ge=1, description="Requests allowed per window.")
+    duration: int = Field(alias="Duration", ge=1, description="The window, in milliseconds.")
+    per: Literal["ip", "user", "global"] = Field(
+        default="ip",
+        alias="Per",
+        description="Whose budget: the client IP, the verified user (else the IP), or everyone's.",
+    )
+    enabled: bool = Field(default=True, alias="isEnabled", description="Apply the rule.")
+    message: str | None = Field(
+        default=None, alias="Message", description="The 429 message (default: ratelimit's)."
+    )
+    name: str | None = Field(
+        default=None, alias="Name", description="The metric label (default: Label/Per)."
+    )
+
+
+class LegacyRateLimit(_Settings):
+    """Deprecated: ``rate_limit`` with ``Duration`` in seconds; read as ``ratelimit``."""
+
+    max: int | None = Field(default=None, alias="Max", ge=1)
+    duration: int | None = Field(default=None, alias="Duration", ge=1, description="Seconds.")
+    per_ip: bool | None = Field(default=None, alias="IP")
+    enabled: bool | None = Field(default=None, alias="isEnabled")
+    message: str | None = Field(default=None, alias="Message")
 
 
 class CacheConfig(_Settings):
@@ -163,13 +203,29 @@ class Config(_Settings):
         default=False, description="Expose PocketBase's system collections (_superusers, ...) too."
     )
     cache: CacheConfig = Field(default_factory=CacheConfig)
-    rate_limit: RateLimitRule = Field(
-        default_factory=RateLimitRule, description="The default rule, in the seed's shape."
+    ratelimit: RateLimitRule | None = Field(
+        default=None, description="The default rate-limit rule, in Hapta's seed shape."
+    )
+    ratelimits: tuple[LabeledRateLimit, ...] = Field(
+        default=(),
+        strict=False,  # a YAML list
+        description="More rate-limit rules, each for the routes its Label names.",
+    )
+    rate_limit: LegacyRateLimit | None = Field(
+        default=None,
+        description="Deprecated: write ratelimit (Duration in milliseconds) instead.",
     )
     typescript: TypeScriptConfig = Field(
         default_factory=TypeScriptConfig,
         description="TypeScript types for front ends, in pocketbase-typegen's shape.",
     )
+
+    def rate_limits(self, source: str = "hapta.yaml") -> RateLimits:
+        """The rate-limit rules, checked and normalised (``ratelimits.parse_ratelimits``)."""
+        sections = self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, include=set(RATELIMIT_KEYS)
+        )
+        return parse_ratelimits(sections, source)
 
 
 def load_config(path: Path | None) -> Config:
@@ -189,6 +245,8 @@ def config_from_dict(data: object, *, source: str = "config") -> Config:
     """``data`` (parsed YAML) as a ``Config``, or a one-line ``ConfigError`` naming the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    # The rate-limit sections first, in their own words (labels, names, the deprecated key).
+    parse_ratelimits({k: v for k, v in data.items() if k in RATELIMIT_KEYS}, source)
     try:
         # Keys as the file spells them (`Max`, not `max`); Python callers may use either.
         return Config.model_validate(data, by_alias=True, by_name=False)
@@ -216,9 +274,15 @@ def _message(error: ErrorDetails) -> str:
 def _known_keys(section: list[str]) -> set[str]:
     model: type[BaseModel] = Config
     for name in section:
+        if name not in model.model_fields:
+            continue  # a list index
         annotation = model.model_fields[name].annotation
-        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation
+        found = [
+            t
+            for t in (annotation, *get_args(annotation))
+            if isinstance(t, type) and issubclass(t, BaseModel)
+        ]
+        model = found[0]
     return {f.alias or name for name, f in model.model_fields.items()}
 
 

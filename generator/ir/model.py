@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..schema.model import AuthOptions, FieldType, Rules
-from .config import RateLimitRule
+from .ratelimits import RateLimits
 from .types import SlotIR, TypeIR
 
 
@@ -169,7 +169,7 @@ class SchemaIR:
     version: str
     collections: tuple[CollectionIR, ...]
     excluded: tuple[str, ...]
-    rate_limit: RateLimitRule
+    ratelimits: RateLimits
     cache_ttl: int
     cache_max_bytes: int
     warnings: tuple[str, ...]

@@ -32,7 +32,9 @@ _SSE_CLIENTS = re.compile(r"^hapta_sse_clients ([0-9.e+-]+)$", re.MULTILINE)
 
 class GatewayProcess:
     """``python -m gateway`` on a free 127.0.0.1 port, run from ``generated/`` (or ``cwd``: a
-    package built with another configuration)."""
+    package built with another configuration). Rate limits are off unless ``env`` turns them
+    on (``HAPTA_RATE_LIMIT_ENABLED``): the other suites send many requests from one IP and test
+    something else; ``test_ratelimit`` tests them."""
 
     def __init__(
         self,
@@ -57,7 +59,9 @@ class GatewayProcess:
 
     def start(self, *, wait: bool = True) -> GatewayProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HAPTA_", "PB_", "POCKETBASE_"))}
-        env.update({"POCKETBASE_URL": self.pocketbase_url, "HAPTA_ACCESS_LOG": "false"})
+        env.update(
+            {"POCKETBASE_URL": self.pocketbase_url, "HAPTA_ACCESS_LOG": "false", "HAPTA_RATE_LIMIT_ENABLED": "false"}
+        )
         env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

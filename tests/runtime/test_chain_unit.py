@@ -14,6 +14,7 @@ from gateway.layers.cache import Cache
 from gateway.layers.clientip import ClientAddress
 from gateway.layers.forward import Forward
 from gateway.layers.observe import Observe
+from gateway.layers.ratelimit import RateLimit
 from gateway.layers.route import RouteLayer
 from gateway.layers.validate import Validate
 from gateway.metrics import Metrics
@@ -40,10 +41,19 @@ def settings(**extra: Any) -> Settings:
 
 
 def test_order_and_switched_off_layers() -> None:
-    plain = settings()
+    plain = settings()  # the postly example has rate limits; the cache is on by default
     up = Upstream(plain.pocketbase_url)
-    assert layers(chain.build(plain, up, Metrics(), None)) == [Observe, RouteLayer, Cache, Validate, Forward]
-    proxied = settings(HAPTA_TRUSTED_PROXIES="10.0.0.0/8", HAPTA_CACHE="off")
+    assert layers(chain.build(plain, up, Metrics(), None)) == [
+        Observe,
+        RouteLayer,
+        RateLimit,
+        Cache,
+        Validate,
+        Forward,
+    ]
+    proxied = settings(
+        HAPTA_TRUSTED_PROXIES="10.0.0.0/8", HAPTA_CACHE="off", HAPTA_RATE_LIMIT_ENABLED="false"
+    )
     assert layers(chain.build(proxied, up, Metrics(), None)) == [
         Observe,
         ClientAddress,

@@ -1,9 +1,9 @@
 """The request path for ``/api/...``, assembled in one place from the settings.
 
-    observe → client IP → route → [rate limit] → [session] → cache → validate → forward
+    observe → client IP → route → [rate limit] → [session] → [cache] → validate → forward
 
 A layer that is switched off is not in the chain, so a request pays nothing for it. Layers
-still to come (rate limits, sessions) go between ``route`` and ``cache``.
+still to come (sessions) go between ``rate limit`` and ``cache``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from .layers.cache import Cache
 from .layers.clientip import ClientAddress
 from .layers.forward import Forward
 from .layers.observe import Observe
+from .layers.ratelimit import from_settings as rate_limit
 from .layers.route import RouteLayer
 from .layers.validate import Validate
 from .metrics import Metrics
+from .ratelimit import Rules
+from .ratelimit_rules import RULES
 from .settings import Settings
 from .streams import StreamSlots
 from .upstream import Upstream
@@ -36,6 +39,8 @@ def build(
     app = Validate(app, settings.max_body_size)
     if settings.cache:
         app = Cache(app, _cache_store(settings, metrics), metrics, settings.cache_ttl)
+    if settings.rate_limit_enabled and RULES:
+        app = rate_limit(app, settings, metrics, Rules(RULES))
     app = RouteLayer(app)
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))

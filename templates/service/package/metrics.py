@@ -1,5 +1,5 @@
-"""Prometheus metrics: requests, latency, upstream calls, open realtime streams, the cache.
-Served at ``/metrics``.
+"""Prometheus metrics: requests, latency, upstream calls, open realtime streams, the cache,
+requests refused by a rate limit. Served at ``/metrics``.
 
 Label children are looked up once and kept, so the request path pays a dict lookup and an
 increment. With ``--workers N`` each worker counts its own requests unless
@@ -74,6 +74,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.limited = Counter(
+            "hapta_ratelimited_total",
+            "Requests refused (429) by a rate-limit rule, by rule name.",
+            ("rule",),
+            registry=self.registry,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -95,6 +101,13 @@ class Metrics:
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = self.upstream.labels(route, str(outcome))
+        child.inc()
+
+    def ratelimited(self, rule: str) -> None:
+        key = ("l", rule)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.limited.labels(rule)
         child.inc()
 
     def render(self) -> bytes:

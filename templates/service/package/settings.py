@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     superuser_password: SecretStr | None = Field(default=None, alias="PB_SUPERUSER_PASSWORD")
     #: Optional shared state (cache, limits, sessions) for several gateway nodes.
     redis_url: str | None = Field(default=None, alias="HAPTA_REDIS_URL")
+    #: Seconds Valkey/Redis may take to connect or answer before it counts as down.
+    redis_timeout: float = Field(default=1.0, gt=0, alias="HAPTA_REDIS_TIMEOUT")
+    #: Rate limits (the rules are generated from ``hapta.yaml``): off switch, and what to do
+    #: when Valkey/Redis does not answer: ``open`` serves unlimited (with a log line),
+    #: ``closed`` answers 503.
+    rate_limit_enabled: bool = Field(default=True, alias="HAPTA_RATE_LIMIT_ENABLED")
+    rate_limit_on_redis_error: Literal["open", "closed"] = Field(
+        default="open", alias="HAPTA_RATE_LIMIT_ON_REDIS_ERROR"
+    )
     #: Peers whose ``X-Forwarded-For`` is believed: IPs or CIDRs, comma-separated.
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
         default=(), alias="HAPTA_TRUSTED_PROXIES"

