@@ -58,6 +58,10 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"exclude": "posts"},
     {"exclude": [1]},
     {"title": 5},
+    {"sessions": "rolling"},
+    {"sessions": "passthrough"},
+    {"sessions": "Rolling"},
+    {"sessions": True},
 ]
 
 
@@ -83,6 +87,7 @@ def test_schema_and_model_agree(data: dict[str, Any]) -> None:
         ({"cache": {"ttl": -1}}, "config: cache: 'ttl' must be at least 0"),
         ({"exclude": "posts"}, "config: exclude must be a list of collection names"),
         ({"version": True}, "config: 'version' has the wrong type (bool)"),
+        ({"sessions": "jwt"}, "config: 'sessions' must be 'passthrough' or 'rolling'"),
     ],
 )
 def test_errors_name_the_key_in_one_line(data: dict[str, Any], message: str) -> None:

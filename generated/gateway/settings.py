@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     max_streams_per_ip: int = Field(default=20, ge=1, alias="HAPTA_MAX_STREAMS_PER_IP")
     #: Worker processes that check bodies above 16 KiB off the event loop (see ``offload``).
     check_workers: int = Field(default=2, ge=1, alias="HAPTA_CHECK_WORKERS")
+    #: Rolling-key sessions (``rolling``) or PocketBase's tokens as they are (``passthrough``);
+    #: unset: ``hapta.yaml``'s ``sessions`` as generated. Rolling sessions live in
+    #: ``HAPTA_REDIS_URL`` when set (shared, survive restarts), else in this process.
+    sessions: Literal["passthrough", "rolling"] | None = Field(default=None, alias="HAPTA_SESSIONS")
+    #: Seconds a rotated session key still works (requests in flight during a refresh).
+    session_grace: float = Field(default=10.0, ge=0, alias="HAPTA_SESSION_GRACE")
     #: One JSON line per request on stderr.
     access_log: bool = Field(default=True, alias="HAPTA_ACCESS_LOG")
     log_level: str = Field(default="info", alias="HAPTA_LOG_LEVEL")

@@ -70,6 +70,7 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         cache_ttl=config.cache.ttl,
         cache_max_bytes=config.cache.max_bytes,
         warnings=schema.warnings,
+        sessions=config.sessions,
     )
 
 

@@ -16,6 +16,7 @@ rate_limit:                 # the default rule, in the seed's shape
   IP: true
   isEnabled: true
   Message: Too Many Requests.
+sessions: passthrough       # or rolling: the gateway's own rotating session keys
 ```
 
 Values are taken as written (no ``"5"`` for 5, no ``1`` for true); an empty key means its
@@ -30,7 +31,7 @@ import json
 import keyword
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -140,6 +141,14 @@ class Config(_Settings):
     rate_limit: RateLimitRule = Field(
         default_factory=RateLimitRule, description="The default rule, in the seed's shape."
     )
+    sessions: Literal["passthrough", "rolling"] = Field(
+        default="passthrough",
+        description=(
+            "passthrough: PocketBase's tokens go to the client; rolling: the gateway answers "
+            "auth calls with its own session key, rotated on each refresh, and keeps "
+            "PocketBase's token server-side (the run-time setting HAPTA_SESSIONS overrides it)."
+        ),
+    )
 
 
 def load_config(path: Path | None) -> Config:
@@ -178,6 +187,8 @@ def _message(error: ErrorDetails) -> str:
         return f"{where}unknown key {key!r} (known: {', '.join(known)})"
     if error["type"] == "value_error":
         return where + str(error["ctx"]["error"])
+    if error["type"] == "literal_error":
+        return f"{where}{key!r} must be {error['ctx']['expected']}"
     if error["type"] == "greater_than_equal":
         return f"{where}{key!r} must be at least {error['ctx']['ge']}"
     return f"{where}{key!r} has the wrong type ({type(error['input']).__name__})"

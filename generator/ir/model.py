@@ -173,6 +173,8 @@ class SchemaIR:
     cache_ttl: int
     cache_max_bytes: int
     warnings: tuple[str, ...]
+    #: ``hapta.yaml``'s ``sessions``: ``passthrough`` or ``rolling`` (the catalog's ``SESSIONS``).
+    sessions: str = "passthrough"
 
     def collection(self, name: str) -> CollectionIR:
         return next(c for c in self.collections if c.name == name)

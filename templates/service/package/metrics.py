@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, latency, upstream calls, open realtime streams. Served at
+"""Prometheus metrics: requests, latency, upstream calls, open realtime streams, rolling
+sessions. Served at
 ``/metrics``.
 
 Label children are looked up once and kept, so the request path pays a dict lookup and an
@@ -54,6 +55,18 @@ class Metrics:
             "Realtime (SSE) clients connected now, each on an upstream connection of its own.",
             registry=self.registry,
             multiprocess_mode="livesum",
+        )
+        self.sessions_active = Gauge(
+            "hapta_sessions_active",
+            "Live rolling sessions (families), as of the last session change this node made; "
+            "with HAPTA_REDIS_URL the count is every node's.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.session_reuse = Counter(
+            "hapta_session_reuse_detected_total",
+            "Rotated session keys presented after their grace window (each revoked its family).",
+            registry=self.registry,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
 
