@@ -17,7 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 from gateway_support import PASSWORDS, USER_IDS, EventStream, GatewayProcess, auth, wait_until
-from session_support import TokenScanner, is_session_key, jwt_part, pocketbase_tokens_in, valkey_server
+from session_support import (
+    TokenScanner,
+    is_session_key,
+    jwt_part,
+    pocketbase_tokens_in,
+    valkey_server,
+)
 
 from hapta_gen.dev.pbserver import PocketBaseServer
 
