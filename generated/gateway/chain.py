@@ -3,8 +3,10 @@
 
     observe → client IP → route → [rate limit] → [session] → [cache] → validate → forward
 
-A layer that is switched off is not in the chain, so a request pays nothing for it. Layers
-still to come (rate limits, sessions, the cache) go between ``route`` and ``validate``.
+A layer that is switched off is not in the chain, so a request pays nothing for it: the session
+layer is there only in rolling mode (``HAPTA_SESSIONS``, else ``hapta.yaml``'s ``sessions``, the
+catalog's ``SESSIONS``). Layers still to come (rate limits, the cache) go between ``route`` and
+``validate`` too.
 """
 
 from __future__ import annotations

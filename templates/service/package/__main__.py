@@ -12,6 +12,7 @@ import sys
 
 import uvicorn
 
+from .catalog import SESSIONS
 from .server import BoundedHttpToolsProtocol
 from .settings import SettingsError, load_settings
 
@@ -41,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and (settings.sessions or SESSIONS) == "rolling" and not settings.redis_url:
+        print(
+            "error: rolling sessions with --workers above 1 need HAPTA_REDIS_URL "
+            "(sessions kept in memory are one process's)",
+            file=sys.stderr,
+        )
         return 2
     uvicorn.run(
         f"{_PACKAGE}.app:app",
