@@ -25,7 +25,7 @@ from session_support import (
     valkey_server,
 )
 
-from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.pbserver import PocketBaseServer, free_port
 
 USERS = "/api/collections/users"
 LOGOUT = "/api/hapta/logout"
@@ -235,6 +235,23 @@ def test_a_session_works_on_every_node_and_survives_a_restart(
             c.stop()
         assert client.post(f"{a.url}{LOGOUT}", headers=auth(key)).status_code == 204
         assert client.get(f"{b.url}{_me('bob')}", headers=auth(key)).json() == INVALID
+
+
+def test_an_unreachable_store_is_a_503_never_a_token(
+    gw_pb: PocketBaseServer, gw_tmp: Path, scanner: TokenScanner
+) -> None:
+    env = _shared_env(f"redis://127.0.0.1:{free_port()}/0")
+    node = GatewayProcess(gw_pb.url, env=env, tmp=gw_tmp).start()
+    down = {"data": {}, "message": "The session store is unavailable; try again shortly.", "status": 503}
+    try:
+        with httpx.Client(base_url=node.url, timeout=30, event_hooks={"response": [scanner]}) as client:
+            login = _login(client, "bob")  # PocketBase said yes, but no key can be kept
+            assert (login.status_code, login.json()) == (503, down)
+            assert client.get(_me("bob"), headers=auth("some-key")).json() == down
+            assert client.post(LOGOUT, headers=auth("some-key")).json() == down
+            assert client.get("/api/collections/posts/records").status_code == 200  # guests go on
+    finally:
+        node.stop()
 
 
 def test_no_response_carried_a_pocketbase_token(scanner: TokenScanner) -> None:

@@ -228,7 +228,10 @@ class _Rewrite:
         if not isinstance(token, str) or not token:
             return start["status"], headers, body
         assert isinstance(answer, dict)
-        key = await self._issue(token)
+        try:
+            key = await self._issue(token)
+        except StoreUnavailable:  # nothing has gone to the client yet: say so
+            return 503, [(b"content-type", b"application/json")], ApiError(503, STORE_DOWN).body()
         if key is None:
             error = ApiError(401, INVALID_TOKEN)
             return 401, [(b"content-type", b"application/json")], error.body()
