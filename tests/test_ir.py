@@ -114,3 +114,16 @@ def test_bad_config_is_one_clear_error(data: object, message: str) -> None:
 
 def test_default_config() -> None:
     assert Config().package == "gateway" and Config().rate_limit.max == 300
+
+
+def test_sessions_mode_reaches_the_generated_catalog() -> None:
+    from hapta_gen.api import generate
+
+    schema = load_file(POSTLY / "pb_schema.json")
+    assert analyze(schema, Config()).sessions == "passthrough"
+    rolling = generate(schema, config_from_dict({"sessions": "rolling"}))
+    assert rolling.ir is not None and rolling.ir.sessions == "rolling"
+    catalog = next(text for path, text in rolling.files.items() if str(path).endswith("catalog.py"))
+    assert 'SESSIONS = "rolling"' in catalog
+    plain = generate(schema, Config())
+    assert 'SESSIONS = "passthrough"' in next(t for p, t in plain.files.items() if str(p).endswith("catalog.py"))
