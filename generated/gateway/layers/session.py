@@ -106,17 +106,18 @@ class Sessions:
             return None
         rest = [(k, v) for k, v in headers if k != b"authorization"]
         key = _bare(given)
-        token = await self._resolve(key) if key else None
+        hashed = key_hash(key)
+        token = await self._resolve(hashed) if key else None
         if token is None:
             if key and route not in _GUEST_OK:
                 raise ApiError(401, INVALID_TOKEN)
             scope["headers"] = rest  # a guest's call: the unknown key goes nowhere
             return None
         scope["headers"] = [*rest, (b"authorization", token.encode())]
-        return key_hash(key)
+        return hashed
 
-    async def _resolve(self, key: bytes) -> str | None:
-        found = await self.store.resolve(key_hash(key), time.time(), self.grace)
+    async def _resolve(self, hashed: str) -> str | None:
+        found = await self.store.resolve(hashed, time.time(), self.grace)
         if found.outcome == REUSED:
             self.metrics.session_reuse.inc()
         return found.token or None
