@@ -6,8 +6,8 @@ realtime and receives a create event, and logs out, asserting every step. It mus
 PocketBase itself (the control) and against the gateway, unchanged but for the base URL. The
 CRUD part and the realtime part run as separate tests so one gap does not hide the other.
 
-A gateway with rolling sessions (``HAPTA_SESSIONS=rolling``) runs the same session with
-``--sessions=rolling``: the SDK keeps working with the gateway's keys (JWT-shaped, so its
+Every part also runs against a gateway with rolling sessions (``HAPTA_SESSIONS=rolling``,
+target ``gateway-rolling``), and once more with ``--sessions=rolling``: the SDK keeps working with the gateway's keys (JWT-shaped, so its
 ``authStore.isValid`` reads their ``exp``), the key changes on refresh, and logout revokes it.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,10 @@ from bench.servers import GatewayProcess
 from hapta_gen.dev.pbserver import PocketBaseServer, free_port
 
 
-@pytest.fixture(scope="module")
-def rolling_target(sdk_pb: tuple[PocketBaseServer, Any]) -> Iterator[Target]:
-    """A gateway with rolling sessions (in memory) in front of ``sdk_pb``."""
+@pytest.fixture
+def rolling_target(sdk_pb: tuple[PocketBaseServer, Any], sdk_rolling_gateway: GatewayProcess) -> Target:
     server, seed = sdk_pb
-    with GatewayProcess(server.url, env={"HAPTA_SESSIONS": "rolling"}) as gateway:
-        yield Target("gateway (rolling sessions)", gateway.url, server, seed)
+    return Target("gateway-rolling", sdk_rolling_gateway.url, server, seed)
 
 
 def run_session(
