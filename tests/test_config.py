@@ -70,6 +70,10 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"typescript": {"out": "/abs/types.ts"}},
     {"typescript": {"out": "types.js"}},
     {"typescript": {"enabled": "no"}},
+    {"sessions": "rolling"},
+    {"sessions": "passthrough"},
+    {"sessions": "Rolling"},
+    {"sessions": True},
 ]
 
 
@@ -101,6 +105,7 @@ def test_schema_and_model_agree(data: dict[str, Any]) -> None:
             "(inside the build's --out)",
         ),
         ({"typescript": {"path": "x.ts"}}, "config: typescript: unknown key 'path' (known: enabled, out)"),
+        ({"sessions": "jwt"}, "config: 'sessions' must be 'passthrough' or 'rolling'"),
     ],
 )
 def test_errors_name_the_key_in_one_line(data: dict[str, Any], message: str) -> None:

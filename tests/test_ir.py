@@ -162,3 +162,16 @@ def test_deprecated_rate_limit_key_is_converted_with_a_warning() -> None:
     assert len(limits.warnings) == 1 and "rate_limit is deprecated" in limits.warnings[0]
     result = generate(load_file(POSTLY / "pb_schema.json"), config_from_dict({"rate_limit": {"Max": 3}}))
     assert any("rate_limit is deprecated" in w for w in result.warnings)
+
+
+def test_sessions_mode_reaches_the_generated_catalog() -> None:
+    from hapta_gen.api import generate
+
+    schema = load_file(POSTLY / "pb_schema.json")
+    assert analyze(schema, Config()).sessions == "passthrough"
+    rolling = generate(schema, config_from_dict({"sessions": "rolling"}))
+    assert rolling.ir is not None and rolling.ir.sessions == "rolling"
+    catalog = next(text for path, text in rolling.files.items() if str(path).endswith("catalog.py"))
+    assert 'SESSIONS = "rolling"' in catalog
+    plain = generate(schema, Config())
+    assert 'SESSIONS = "passthrough"' in next(t for p, t in plain.files.items() if str(p).endswith("catalog.py"))

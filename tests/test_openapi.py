@@ -132,6 +132,20 @@ def test_system_collections_too() -> None:
     assert "authWithPasswordSuperusers" in {op["operationId"] for _, _, op in operations(doc)}
 
 
+def test_rolling_sessions_document_the_logout_and_the_key(postly: Doc) -> None:
+    doc = openapi_document(build(POSTLY_SCHEMA_PATH, Config(sessions="rolling")))
+    validate(doc)
+    logout = doc["paths"]["/api/hapta/logout"]["post"]
+    assert logout["operationId"] == "logout" and logout["security"] == [{"pbAuth": []}]
+    assert set(logout["responses"]) == {"204", "401", "429"}
+    assert "sessions" in {t["name"] for t in doc["tags"]}
+    assert "session key" in doc["components"]["securitySchemes"]["pbAuth"]["description"]
+    # passthrough (the default) has neither: PocketBase's tokens are the credential
+    assert "/api/hapta/logout" not in postly["paths"]
+    assert "sessions" not in {t["name"] for t in postly["tags"]}
+    assert "PocketBase auth token" in postly["components"]["securitySchemes"]["pbAuth"]["description"]
+
+
 def test_header_stays_in_the_first_bytes(postly: Doc) -> None:
     text = openapi_text(build(POSTLY_SCHEMA_PATH))
     assert list(postly)[:2] == ["openapi", MARKER_KEY]

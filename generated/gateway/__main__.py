@@ -14,6 +14,7 @@ import sys
 
 import uvicorn
 
+from .catalog import SESSIONS
 from .server import BoundedHttpToolsProtocol
 from .settings import SettingsError, load_settings
 
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         # the others: until a shared backend exists, several workers serve without a cache.
         os.environ["HAPTA_CACHE"] = "off"
         print("note: the response cache is off with --workers > 1", file=sys.stderr)
+    if args.workers > 1 and (settings.sessions or SESSIONS) == "rolling" and not settings.redis_url:
+        print(
+            "error: rolling sessions with --workers above 1 need HAPTA_REDIS_URL "
+            "(sessions kept in memory are one process's)",
+            file=sys.stderr,
+        )
+        return 2
     uvicorn.run(
         f"{_PACKAGE}.app:app",
         host=args.host,

@@ -336,3 +336,5 @@ EXCLUDED: frozenset[str] = frozenset([])
 BY_NAME: dict[str, CollectionSpec] = {c.name: c for c in COLLECTIONS} | {
     c.id: c for c in COLLECTIONS
 }
+#: ``hapta.yaml``'s ``sessions`` mode (``passthrough`` or ``rolling``); ``HAPTA_SESSIONS`` overrides it.
+SESSIONS = "passthrough"

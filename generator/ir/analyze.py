@@ -75,6 +75,7 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         cache_max_bytes=config.cache.max_bytes,
         warnings=schema.warnings + limits.warnings,
         typescript_out=config.typescript.out if config.typescript.enabled else "",
+        sessions=config.sessions,
     )
 
 

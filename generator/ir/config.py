@@ -18,6 +18,7 @@ ratelimit:                  # the default rule, in Hapta's shape (Duration in ms
   Message: Too Many Requests.
 typescript:                 # TypeScript types for front ends (pocketbase-typegen's shape)
   out: types.ts             # relative to the build's --out; `enabled: false` writes none
+sessions: passthrough       # or rolling: the gateway's own rotating session keys
 ```
 
 Values are taken as written (no ``"5"`` for 5, no ``1`` for true); an empty key means its
@@ -220,6 +221,15 @@ class Config(_Settings):
         description="TypeScript types for front ends, in pocketbase-typegen's shape.",
     )
 
+    sessions: Literal["passthrough", "rolling"] = Field(
+        default="passthrough",
+        description=(
+            "passthrough: PocketBase's tokens go to the client; rolling: the gateway answers "
+            "auth calls with its own session key, rotated on each refresh, and keeps "
+            "PocketBase's token server-side (the run-time setting HAPTA_SESSIONS overrides it)."
+        ),
+    )
+
     def rate_limits(self, source: str = "hapta.yaml") -> RateLimits:
         """The rate-limit rules, checked and normalised (``ratelimits.parse_ratelimits``)."""
         sections = self.model_dump(
@@ -266,6 +276,8 @@ def _message(error: ErrorDetails) -> str:
         return f"{where}unknown key {key!r} (known: {', '.join(known)})"
     if error["type"] == "value_error":
         return where + str(error["ctx"]["error"])
+    if error["type"] == "literal_error":
+        return f"{where}{key!r} must be {error['ctx']['expected']}"
     if error["type"] == "greater_than_equal":
         return f"{where}{key!r} must be at least {error['ctx']['ge']}"
     return f"{where}{key!r} has the wrong type ({type(error['input']).__name__})"

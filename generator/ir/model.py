@@ -175,6 +175,8 @@ class SchemaIR:
     warnings: tuple[str, ...]
     #: Where ``build`` writes the TypeScript types, relative to its output ("": nowhere).
     typescript_out: str = ""
+    #: ``hapta.yaml``'s ``sessions``: ``passthrough`` or ``rolling`` (the catalog's ``SESSIONS``).
+    sessions: str = "passthrough"
 
     def collection(self, name: str) -> CollectionIR:
         return next(c for c in self.collections if c.name == name)

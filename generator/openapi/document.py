@@ -28,6 +28,19 @@ SECURITY_SCHEMES = {
     }
 }
 
+#: With ``sessions: rolling`` the credential is the gateway's session key, not PocketBase's token.
+ROLLING_SECURITY_SCHEMES = {
+    "pbAuth": {
+        **SECURITY_SCHEMES["pbAuth"],
+        "description": "The gateway's session key (the `token` of an `auth-with-*` or "
+        "`auth-refresh` answer; PocketBase's own tokens are refused), sent as "
+        "`Authorization: <key>`; a `Bearer ` prefix is optional. The key changes on every "
+        "refresh: a replaced key works for a few seconds more, and presenting it later revokes "
+        "the session. Requests without one are guests, and PocketBase's rules decide what they "
+        "may do.",
+    }
+}
+
 
 def openapi_document(ir: SchemaIR) -> dict[str, Any]:
     return {
@@ -51,7 +64,9 @@ def openapi_document(ir: SchemaIR) -> dict[str, Any]:
             "schemas": _schemas(ir),
             "responses": paths.components_responses(),
             "parameters": paths.components_parameters(),
-            "securitySchemes": SECURITY_SCHEMES,
+            "securitySchemes": ROLLING_SECURITY_SCHEMES
+            if ir.sessions == "rolling"
+            else SECURITY_SCHEMES,
         },
     }
 
@@ -63,7 +78,7 @@ def openapi_text(ir: SchemaIR) -> str:
 def _tags(ir: SchemaIR) -> list[dict[str, str]]:
     tags = [{"name": c.name, "description": _collection_summary(c)} for c in ir.collections]
     names = shared.shared_tag_names(ir)
-    tags += [{"name": names[key], "description": text} for key, text in shared.SHARED_TAGS.items()]
+    tags += [{"name": names[key], "description": text} for key, text in shared.shared_tags(ir).items()]
     return tags
 
 

@@ -1,5 +1,6 @@
 """The parts of the OpenAPI document every gateway has: the error envelope and other shared
-objects, and the health, batch, file and realtime endpoints.
+objects, and the health, batch, file and realtime endpoints (and, with ``sessions: rolling``,
+the gateway's logout).
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ SHARED_TAGS: dict[str, str] = {
     "health": "Health of the gateway and of PocketBase.",
 }
 
+SESSIONS_TAG = "Sessions: the gateway's rolling session keys."
+
+
+def shared_tags(ir: SchemaIR) -> dict[str, str]:
+    """``SHARED_TAGS``, with ``sessions`` when the gateway issues rolling session keys."""
+    return SHARED_TAGS | ({"sessions": SESSIONS_TAG} if ir.sessions == "rolling" else {})
+
 
 def shared_tag_names(ir: SchemaIR) -> dict[str, str]:
     taken = {c.name.lower() for c in ir.collections}
-    return {key: key if key not in taken else f"{key} (api)" for key in SHARED_TAGS}
+    return {key: key if key not in taken else f"{key} (api)" for key in shared_tags(ir)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +207,28 @@ def shared_paths(ir: SchemaIR) -> dict[str, Any]:
     if file_collections:
         out |= _file_paths(file_collections, tags["files"])
     out |= _realtime_paths(ir, tags["realtime"])
+    if ir.sessions == "rolling":
+        out |= _logout_path(tags["sessions"])
     return out
+
+
+def _logout_path(tag: str) -> dict[str, Any]:
+    return {
+        "/api/hapta/logout": {
+            "post": operation(
+                "logout",
+                tag,
+                "Log out (revoke the session)",
+                "The gateway's own endpoint (PocketBase has none). With rolling sessions every "
+                "`auth-with-*` call answers a session key of the gateway's in `token` (PocketBase's "
+                "token stays on the server); the key changes on every `auth-refresh`. This revokes "
+                "the caller's session: its current key and every earlier one are refused from now "
+                "on, on every node.",
+                {"204": NO_CONTENT, **error_responses("401", "429")},
+                security=REQUIRED_AUTH,
+            )
+        }
+    }
 
 
 def _file_paths(collections: list[CollectionIR], tag: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]
         "HAPTA_POOL_TIMEOUT": "0.5",
         "HAPTA_UPSTREAM_TIMEOUT": "3",
         "HAPTA_UPSTREAM_DEADLINE": "2",
-        "HAPTA_SEND_TIMEOUT": "2",
+        "HAPTA_SEND_TIMEOUT": "8",  # the slow-client test reads only after a second request
     }
     with ServerThread(_pocketbase) as upstream:
         gateway = GatewayProcess(upstream.url, env=env, tmp=tmp_path_factory.mktemp("faults")).start()

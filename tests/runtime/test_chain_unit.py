@@ -16,6 +16,7 @@ from gateway.layers.forward import Forward
 from gateway.layers.observe import Observe
 from gateway.layers.ratelimit import RateLimit
 from gateway.layers.route import RouteLayer
+from gateway.layers.session import Sessions
 from gateway.layers.validate import Validate
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -61,6 +62,17 @@ def test_order_and_switched_off_layers() -> None:
         Validate,
         Forward,
     ]
+
+
+def test_sessions_layer_only_in_rolling_mode() -> None:
+    plain = settings()
+    up = Upstream(plain.pocketbase_url)
+    assert Sessions not in layers(chain.build(plain, up, Metrics(), None))  # postly: passthrough
+    closers: list[Any] = []
+    rolling = chain.build(settings(HAPTA_SESSIONS="rolling"), up, Metrics(), None, closers)
+    assert layers(rolling) == [Observe, RouteLayer, RateLimit, Sessions, Cache, Validate, Forward]
+    assert len(closers) == 1  # the session store, closed at shutdown
+    assert Sessions not in layers(chain.build(settings(HAPTA_SESSIONS="passthrough"), up, Metrics(), None))
 
 
 def run(app: Any, method: str, path: str, query: bytes = b"", body: bytes = b"") -> list[Message]:

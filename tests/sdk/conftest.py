@@ -3,8 +3,11 @@
 * ``sdk_pb``: a PocketBase of its own (the SDK sessions create users and posts) with the postly
   schema and ``examples/postly/seed.json``; started once per session, stopped at the end.
 * ``sdk_gateway``: the generated gateway (``python -m gateway``) in front of ``sdk_pb``.
+* ``sdk_rolling_gateway``: the same with rolling sessions (``HAPTA_SESSIONS=rolling``): clients
+  hold the gateway's session keys, never PocketBase's tokens.
 * ``target``: parametrised over ``pocketbase`` (the control: every client flow must pass
-  against PocketBase itself) and ``gateway``; the base URL of the one under test.
+  against PocketBase itself), ``gateway`` and ``gateway-rolling``; the base URL of the one
+  under test.
 * ``node`` / ``js_sdk_dir``: the Node executable and ``tests/sdk/js`` with its ``node_modules``
   (installed with ``npm ci`` from the committed lockfile when a package of ``package.json`` is
   missing).
@@ -27,7 +30,7 @@ from hapta_gen.dev.pbserver import PocketBaseServer
 from hapta_gen.dev.seed import postly_schema, seed_postly
 
 JS_DIR = Path(__file__).resolve().parent / "js"
-TARGETS = ("pocketbase", "gateway")
+TARGETS = ("pocketbase", "gateway", "gateway-rolling")
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +57,23 @@ def sdk_gateway(sdk_pb: tuple[PocketBaseServer, Any]) -> Iterator[GatewayProcess
         yield gateway
 
 
+@pytest.fixture(scope="session")
+def sdk_rolling_gateway(sdk_pb: tuple[PocketBaseServer, Any]) -> Iterator[GatewayProcess]:
+    """The generated gateway in front of ``sdk_pb``, with rolling sessions (kept in memory)."""
+    server, _ = sdk_pb
+    with GatewayProcess(server.url, env={"HAPTA_SESSIONS": "rolling"}) as gateway:
+        yield gateway
+
+
 @pytest.fixture(params=TARGETS)
 def target(request: pytest.FixtureRequest, sdk_pb: tuple[PocketBaseServer, Any]) -> Target:
     server, seed = sdk_pb
     if request.param == "gateway":
         gateway: GatewayProcess = request.getfixturevalue("sdk_gateway")
         return Target("gateway", gateway.url, server, seed)
+    if request.param == "gateway-rolling":
+        rolling: GatewayProcess = request.getfixturevalue("sdk_rolling_gateway")
+        return Target("gateway-rolling", rolling.url, server, seed)
     return Target("pocketbase", server.url, server, seed)
 
 

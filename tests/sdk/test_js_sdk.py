@@ -5,6 +5,10 @@ lists with ``expand`` and ``filter``, updates, deletes, refreshes the token, sub
 realtime and receives a create event, and logs out, asserting every step. It must pass against
 PocketBase itself (the control) and against the gateway, unchanged but for the base URL. The
 CRUD part and the realtime part run as separate tests so one gap does not hide the other.
+
+Every part also runs against a gateway with rolling sessions (``HAPTA_SESSIONS=rolling``,
+target ``gateway-rolling``), and once more with ``--sessions=rolling``: the SDK keeps working with the gateway's keys (JWT-shaped, so its
+``authStore.isValid`` reads their ``exp``), the key changes on refresh, and logout revokes it.
 """
 
 from __future__ import annotations
@@ -14,14 +18,24 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sdk_support import CRUD_STEPS, REALTIME_STEPS, Target
 
-from hapta_gen.dev.pbserver import free_port
+from bench.servers import GatewayProcess
+from hapta_gen.dev.pbserver import PocketBaseServer, free_port
 
 
-def run_session(node: str, js_dir: Path, url: str, part: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def rolling_target(sdk_pb: tuple[PocketBaseServer, Any], sdk_rolling_gateway: GatewayProcess) -> Target:
+    server, seed = sdk_pb
+    return Target("gateway-rolling", sdk_rolling_gateway.url, server, seed)
+
+
+def run_session(
+    node: str, js_dir: Path, url: str, part: str, *options: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [node, str(js_dir / "session.mjs"), f"--part={part}", url],
+        [node, str(js_dir / "session.mjs"), f"--part={part}", *options, url],
         cwd=js_dir,
         capture_output=True,
         text=True,
@@ -30,9 +44,11 @@ def run_session(node: str, js_dir: Path, url: str, part: str) -> subprocess.Comp
     )
 
 
-def passed_session(node: str, js_dir: Path, target: Target, part: str) -> dict[str, Any]:
+def passed_session(
+    node: str, js_dir: Path, target: Target, part: str, *options: str
+) -> dict[str, Any]:
     """Run one part; assert it passed; return the steps by name."""
-    done = run_session(node, js_dir, target.url, part)
+    done = run_session(node, js_dir, target.url, part, *options)
     assert done.returncode == 0, (
         f"JS SDK session ({part}) against {target.name} failed (exit {done.returncode}):\n"
         f"{done.stderr.strip()}\n{done.stdout.strip()}"
@@ -52,6 +68,16 @@ def test_js_sdk_crud_session(target: Target, node: str, js_sdk_dir: Path) -> Non
     assert target.pb.http.get(f"/api/collections/posts/records/{post}").status_code == 404
     user = steps["signup"]["user"]
     assert target.pb.http.get(f"/api/collections/users/records/{user}").status_code == 200
+
+
+def test_js_sdk_crud_session_with_rolling_sessions(
+    rolling_target: Target, node: str, js_sdk_dir: Path
+) -> None:
+    steps = passed_session(node, js_sdk_dir, rolling_target, "all", "--sessions=rolling")
+    assert [s["name"] for s in steps["_summary"]["steps"]] == [*CRUD_STEPS[:-1], "realtime", "logout"]
+    assert steps["auth-refresh"]["tokenChanged"] is True
+    post = steps["create-with-file"]["post"]
+    assert rolling_target.pb.http.get(f"/api/collections/posts/records/{post}").status_code == 404
 
 
 def test_js_sdk_realtime(target: Target, node: str, js_sdk_dir: Path) -> None:

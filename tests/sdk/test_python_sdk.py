@@ -2,7 +2,7 @@
 the same user session as the JS SDK: signup, password login, a post with a file (downloaded
 back), a filtered list with ``expand``, update with modifiers, delete, token refresh, a realtime
 subscription that receives the create event, and logout. Against PocketBase itself (the
-control) and against the gateway, changing only the base URL. CRUD and realtime are separate
+control) and against the gateway (also with rolling sessions), changing only the base URL. CRUD and realtime are separate
 tests, so one gap does not hide the other.
 """
 

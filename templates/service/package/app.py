@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
@@ -52,6 +53,7 @@ class Gateway:
         self.ops: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._chained: dict[int, tuple[Any, Any]] = {}
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -106,7 +108,9 @@ class Gateway:
         self.ops = create_ops_app(self.metrics, self.upstream_health)
         await self._startup_checks(settings)
         offload.configure(settings.check_workers)
-        self.api = chain.build(settings, self.upstream, self.metrics, self.access_log)
+        self.api = chain.build(
+            settings, self.upstream, self.metrics, self.access_log, self._on_close
+        )
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
@@ -148,6 +152,9 @@ class Gateway:
                 await pool.aclose()
         await limitstore.close_all()
         await offload.shutdown()
+        for close in self._on_close:
+            await close()
+        self._on_close.clear()
         if self.access_log is not None:
             self.access_log.flush()
         _info("gateway stopped")

@@ -1,5 +1,5 @@
 """Prometheus metrics: requests, latency, upstream calls, open realtime streams, the cache,
-requests refused by a rate limit. Served at ``/metrics``.
+requests refused by a rate limit, rolling sessions. Served at ``/metrics``.
 
 Label children are looked up once and kept, so the request path pays a dict lookup and an
 increment. With ``--workers N`` each worker counts its own requests unless
@@ -78,6 +78,18 @@ class Metrics:
             "hapta_ratelimited_total",
             "Requests refused (429) by a rate-limit rule, by rule name.",
             ("rule",),
+            registry=self.registry,
+        )
+        self.sessions_active = Gauge(
+            "hapta_sessions_active",
+            "Live rolling sessions (families), as of the last session change this node made; "
+            "with HAPTA_REDIS_URL the count is every node's.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.session_reuse = Counter(
+            "hapta_session_reuse_detected_total",
+            "Rotated session keys presented after their grace window (each revoked its family).",
             registry=self.registry,
         )
         self._children: dict[tuple[Any, ...], Any] = {}

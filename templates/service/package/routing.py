@@ -50,6 +50,8 @@ BATCH = Route("batch")
 FILE_TOKEN = Route("files.token")
 REALTIME_CONNECT = Route("realtime.connect")
 REALTIME_SUBSCRIBE = Route("realtime.subscribe")
+#: The gateway's own endpoint (rolling sessions; see ``layers.session``), never PocketBase's.
+LOGOUT = Route("hapta.logout")
 
 
 def match(method: str, path: str) -> Route:
@@ -95,6 +97,8 @@ def match(method: str, path: str) -> Route:
         return _allow(method, ("GET",), HEALTH)
     if n == 1 and head == "batch":
         return _allow(method, ("POST",), BATCH)
+    if n == 2 and head == "hapta" and parts[1] == "logout":
+        return _allow(method, ("POST",), LOGOUT)
     if n == 1 and head == "realtime":
         return _allow(
             method, ("GET", "POST"), REALTIME_SUBSCRIBE if method == "POST" else REALTIME_CONNECT

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     cache: bool = Field(default=True, alias="HAPTA_CACHE")
     cache_ttl: float = Field(default=5.0, gt=0, alias="HAPTA_CACHE_TTL")
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, alias="HAPTA_CACHE_MAX_BYTES")
+    #: Rolling-key sessions (``rolling``) or PocketBase's tokens as they are (``passthrough``);
+    #: unset: ``hapta.yaml``'s ``sessions`` as generated. Rolling sessions live in
+    #: ``HAPTA_REDIS_URL`` when set (shared, survive restarts), else in this process.
+    sessions: Literal["passthrough", "rolling"] | None = Field(default=None, alias="HAPTA_SESSIONS")
+    #: Seconds a rotated session key still works (requests in flight during a refresh).
+    session_grace: float = Field(default=10.0, ge=0, alias="HAPTA_SESSION_GRACE")
     #: One JSON line per request on stderr.
     access_log: bool = Field(default=True, alias="HAPTA_ACCESS_LOG")
     log_level: str = Field(default="info", alias="HAPTA_LOG_LEVEL")

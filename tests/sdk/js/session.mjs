@@ -2,12 +2,16 @@
 //
 //   node tests/sdk/js/session.mjs http://127.0.0.1:8090      (or PB_BASE_URL=... node session.mjs)
 //   node tests/sdk/js/session.mjs --part=crud URL             (all | crud | realtime)
+//   node tests/sdk/js/session.mjs --sessions=rolling URL      (a gateway with rolling sessions)
 //
 // Realtime runs after the CRUD steps, with a post of its own; `--part=crud` / `--part=realtime`
 // run one half (each with its own signup, login and logout).
 //
 // Runs against anything that speaks PocketBase's API and holds the postly schema
 // (examples/postly/pb_schema.json): PocketBase itself (the control) or the generated gateway.
+// With `--sessions=rolling` the session also asserts the gateway's rolling keys: the token is
+// the gateway's key (never a PocketBase HS256 token), it changes on refresh, and logout calls
+// `POST /api/hapta/logout`, after which the old key is refused.
 // Each step asserts what it got; the first failure prints `FAIL <step>: <why>` on stderr and
 // exits 1 (2 for a usage error). On success it prints one JSON summary line on stdout.
 //
@@ -60,6 +64,13 @@ function equal(actual, expected, what) {
   check(a === e, `${what}: expected ${e}, got ${a}`);
 }
 
+// A rolling-session key: JWT-shaped (the SDK reads its exp), but not a PocketBase token.
+function checkSessionKey(token) {
+  const header = JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString("utf8"));
+  check(header.alg !== "HS256", `a PocketBase token reached the client: ${token.slice(0, 20)}...`);
+  check(header.typ === "hapta-session", `not a session key: ${JSON.stringify(header)}`);
+}
+
 function describe(err) {
   if (err instanceof ClientResponseError && err.status === 0) {
     const cause = err.originalError?.cause || err.originalError;
@@ -101,6 +112,7 @@ async function main() {
   const args = process.argv.slice(2);
   const partArg = args.find((a) => a.startsWith("--part="));
   const part = partArg ? partArg.slice("--part=".length) : "all";
+  const rolling = args.includes("--sessions=rolling");
   const baseUrl = args.find((a) => !a.startsWith("--")) || process.env.PB_BASE_URL;
   if (!baseUrl || !PARTS[part]) {
     console.error(`usage: node session.mjs [--part=${Object.keys(PARTS).join("|")}] BASE_URL`);
@@ -156,6 +168,7 @@ async function main() {
     await step("login", async () => {
       const auth = await pb.collection("users").authWithPassword(email, password);
       check(typeof auth.token === "string" && auth.token.split(".").length === 3, "no JWT token");
+      if (rolling) checkSessionKey(auth.token);
       equal(auth.record.id, user.id, "logged-in record id");
       check(pb.authStore.isValid, "authStore is not valid after login");
       equal(pb.authStore.record?.id, user.id, "authStore record id");
@@ -260,6 +273,10 @@ async function main() {
       equal(auth.record.id, user.id, "refreshed record id");
       equal(auth.record.email, email, "refreshed record email");
       check(pb.authStore.isValid, "authStore invalid after refresh");
+      if (rolling) {
+        checkSessionKey(auth.token);
+        check(auth.token !== before, "the session key did not change on refresh");
+      }
       return { tokenChanged: auth.token !== before };
     });
 
@@ -290,6 +307,19 @@ async function main() {
     });
 
     await step("logout", async () => {
+      const key = pb.authStore.token;
+      if (rolling) {
+        await pb.send("/api/hapta/logout", { method: "POST" });
+        const stale = new PocketBase(baseUrl, new BaseAuthStore());
+        stale.authStore.save(key, pb.authStore.record);
+        let staleStatus = 0;
+        try {
+          await stale.collection("users").authRefresh();
+        } catch (err) {
+          staleStatus = err instanceof ClientResponseError ? err.status : -1;
+        }
+        equal(staleStatus, 401, "auth-refresh with the logged-out key");
+      }
       pb.authStore.clear();
       check(!pb.authStore.isValid && pb.authStore.token === "", "authStore not cleared");
       let status = 0;

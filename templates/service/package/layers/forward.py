@@ -1,7 +1,8 @@
 """The end of the chain: the checked request goes to PocketBase and its answer back to the client.
 
-The caller's ``Authorization`` goes to PocketBase unchanged and PocketBase's rules decide; no
-credential of the gateway's own is ever added here. Hop-by-hop headers are dropped both ways and
+The caller's ``Authorization`` goes to PocketBase unchanged (in rolling mode: the token the
+session layer put in place of the caller's key) and PocketBase's rules decide; no credential of
+the gateway's own is ever added here. Hop-by-hop headers are dropped both ways and
 the client address is the one forwarded. Realtime streams (``GET /api/realtime``) get an
 upstream connection of their own (``realtime.relay``), within ``HAPTA_MAX_STREAMS`` and
 ``HAPTA_MAX_STREAMS_PER_IP``.

