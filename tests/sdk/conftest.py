@@ -59,9 +59,11 @@ def sdk_gateway(sdk_pb: tuple[PocketBaseServer, Any]) -> Iterator[GatewayProcess
 
 @pytest.fixture(scope="session")
 def sdk_rolling_gateway(sdk_pb: tuple[PocketBaseServer, Any]) -> Iterator[GatewayProcess]:
-    """The generated gateway in front of ``sdk_pb``, with rolling sessions (kept in memory)."""
+    """The generated gateway in front of ``sdk_pb``, with rolling sessions (kept in memory) and,
+    as ``sdk_gateway``, its rate limits off."""
     server, _ = sdk_pb
-    with GatewayProcess(server.url, env={"HAPTA_SESSIONS": "rolling"}) as gateway:
+    env = {"HAPTA_SESSIONS": "rolling", "HAPTA_RATE_LIMIT_ENABLED": "false"}
+    with GatewayProcess(server.url, env=env) as gateway:
         yield gateway
 
 
