@@ -24,6 +24,7 @@ import orjson
 
 from . import chain, logs, offload
 from .asgi import ASGIApp, Receive, Scope, Send
+from .cachelisten import Listener
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
 from .metrics import Metrics
@@ -49,6 +50,7 @@ class Gateway:
         self.upstream: Upstream | None = None
         self._health: Upstream | None = None
         self.api: ASGIApp | None = None
+        self.cache_listener: Listener | None = None
         self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,7 +109,13 @@ class Gateway:
         self.ops = create_ops_app(self.metrics, self.upstream_health)
         await self._startup_checks(settings)
         offload.configure(settings.check_workers)
-        self.api = chain.build(settings, self.upstream, self.metrics, self.access_log)
+        if settings.cache and settings.has_superuser:
+            self.cache_listener = Listener(settings, self.metrics)
+        self.api = chain.build(
+            settings, self.upstream, self.metrics, self.access_log, self.cache_listener
+        )
+        if self.cache_listener is not None:
+            self.cache_listener.start()
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
@@ -144,6 +152,8 @@ class Gateway:
     async def shutdown(self) -> None:
         if threading.current_thread() is threading.main_thread():
             self._unchain_signals()
+        if self.cache_listener is not None:
+            await self.cache_listener.aclose()
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()

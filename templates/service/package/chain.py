@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from . import logs
 from .asgi import ASGIApp
+from .cachelisten import SHORT_TTL, Listener
 from .cachestore import CacheStore
 from .clientip import ClientIP
 from .layers.cache import Cache
@@ -29,25 +30,40 @@ def build(
     upstream: Upstream,
     metrics: Metrics,
     access_log: logs.AccessLog | None,
+    listener: Listener | None = None,
 ) -> ASGIApp:
-    """The chain, innermost layer first."""
+    """The chain, innermost layer first. With the cache on, ``listener`` (when given: the
+    superuser credentials are set) feeds it the writes made elsewhere; the caller starts it."""
     streams = StreamSlots.from_settings(settings)
     app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
     app = Validate(app, settings.max_body_size)
     if settings.cache:
-        app = Cache(app, _cache_store(settings, metrics), metrics, settings.cache_ttl)
+        app = _cache(app, settings, metrics, listener)
     app = RouteLayer(app)
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))
     return Observe(app, metrics, access_log)
 
 
-def _cache_store(settings: Settings, metrics: Metrics) -> CacheStore:
+def _cache(app: ASGIApp, settings: Settings, metrics: Metrics, listener: Listener | None) -> Cache:
     store = CacheStore(settings.cache_max_bytes)
     metrics.cache_bytes.set_function(lambda: store.bytes)
-    msg = (
-        f"response cache on: entries live at most {settings.cache_ttl:g} s (HAPTA_CACHE_TTL), "
-        "because writes made outside this gateway are not observed yet"
-    )
+    ttl = settings.cache_lifetime
+    if listener is None:
+        layer = Cache(app, store, metrics, lambda: ttl)
+        msg = (
+            f"response cache on: entries live at most {ttl:g} s (HAPTA_CACHE_TTL), because "
+            "writes made outside this gateway are not observed without PB_SUPERUSER_EMAIL / "
+            "PB_SUPERUSER_PASSWORD"
+        )
+    else:
+        short = min(ttl, SHORT_TTL)
+        layer = Cache(app, store, metrics, lambda: ttl if listener.up else short)
+        listener.attach(layer.invalidate)
+        msg = (
+            f"response cache on: entries live at most {ttl:g} s (HAPTA_CACHE_TTL); writes made "
+            "outside this gateway arrive through a realtime subscription (while it is down: "
+            f"at most {short:g} s)"
+        )
     logs.log.info(msg, extra={"fields": {"msg": msg, "max_bytes": settings.cache_max_bytes}})
-    return store
+    return layer

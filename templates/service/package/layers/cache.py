@@ -6,8 +6,8 @@ A hit is the stored bytes and headers (with a strong ``ETag``), or a ``304`` whe
 ``send`` wrapped to keep a copy of a complete ``200`` answer; concurrent misses for one key wait
 for the first one's answer (single-flight) instead of asking PocketBase again. Writes (record
 writes, batch, auth actions) drop the tags they may have made stale as their answer starts, so
-whoever wrote reads the new value next. Writes made elsewhere are not seen (no realtime
-listener yet): entries live at most ``HAPTA_CACHE_TTL`` seconds.
+whoever wrote reads the new value next. Writes made elsewhere arrive through ``invalidate``
+(called by ``cachelisten``); ``ttl()`` says how long a new entry may live.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 
 from ..asgi import ASGIApp, Headers, Message, Receive, Scope, Send, header, respond, state
 from ..cachepolicy import READ_ONLY_AUTH, READS, RECORD_WRITES, ReadPlan, read_plan, write_tags
@@ -37,7 +38,9 @@ class _Flight:
 
 
 class Cache:
-    def __init__(self, app: ASGIApp, store: CacheStore, metrics: Metrics, ttl: float) -> None:
+    def __init__(
+        self, app: ASGIApp, store: CacheStore, metrics: Metrics, ttl: Callable[[], float]
+    ) -> None:
         self.app = app
         self.store = store
         self.metrics = metrics
@@ -89,7 +92,7 @@ class Cache:
         try:
             await self.app(scope, receive, capture)
             key_size = len(scope["path"]) + 2 * len(scope["query_string"]) + 64
-            entry = capture.entry(plan.tags, time.monotonic() + self.ttl, key_size)
+            entry = capture.entry(plan.tags, time.monotonic() + self.ttl(), key_size)
             if entry is not None:
                 store.put(plan.key, entry, started)
                 flight.entry = entry
@@ -111,7 +114,7 @@ class Cache:
             if message["type"] == "http.response.start" and not done:
                 done = True
                 if message["status"] < 400:  # a refused write changed nothing
-                    self._invalidate(tags)
+                    self.invalidate(tags)
             await send(message)
 
         try:
@@ -119,9 +122,10 @@ class Cache:
         finally:
             # No answer from PocketBase (gone, timed out): the write may have happened.
             if not done and st.upstream_ms is not None:
-                self._invalidate(tags)
+                self.invalidate(tags)
 
-    def _invalidate(self, tags: frozenset[str] | None) -> None:
+    def invalidate(self, tags: frozenset[str] | None) -> None:
+        """Drop the entries carrying one of ``tags`` (``None``: all of them)."""
         dropped = self.store.flush() if tags is None else self.store.invalidate(tags)
         # Fetches under way may hold the old value: later misses must not wait on them.
         self._flights.clear()
