@@ -18,7 +18,7 @@ import asyncio
 import signal
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,6 +28,9 @@ from .cachelisten import Listener
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .cacheshared import SharedTier
 from .ops import PATHS, create_ops_app
 from .settings import Settings, load_settings
 from .upstream import Upstream, UpstreamError
@@ -51,6 +54,7 @@ class Gateway:
         self._health: Upstream | None = None
         self.api: ASGIApp | None = None
         self.cache_listener: Listener | None = None
+        self.cache_shared: SharedTier | None = None
         self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -111,9 +115,20 @@ class Gateway:
         offload.configure(settings.check_workers)
         if settings.cache and settings.has_superuser:
             self.cache_listener = Listener(settings, self.metrics)
+        if settings.cache and settings.redis_url:
+            from .cacheshared import SharedTier  # loads redis: only when it is used
+
+            self.cache_shared = SharedTier(settings.redis_url, self.metrics)
         self.api = chain.build(
-            settings, self.upstream, self.metrics, self.access_log, self.cache_listener
+            settings,
+            self.upstream,
+            self.metrics,
+            self.access_log,
+            self.cache_listener,
+            self.cache_shared,
         )
+        if self.cache_shared is not None:
+            self.cache_shared.start()
         if self.cache_listener is not None:
             self.cache_listener.start()
         self._loop = asyncio.get_running_loop()
@@ -154,6 +169,8 @@ class Gateway:
             self._unchain_signals()
         if self.cache_listener is not None:
             await self.cache_listener.aclose()
+        if self.cache_shared is not None:
+            await self.cache_shared.aclose()
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()

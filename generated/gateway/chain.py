@@ -9,9 +9,11 @@ still to come (rate limits, sessions) go between ``route`` and ``cache``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import logs
 from .asgi import ASGIApp
-from .cachelisten import SHORT_TTL, Listener
+from .cachelisten import SHORT_TTL, Invalidate, Listener
 from .cachestore import CacheStore
 from .clientip import ClientIP
 from .layers.cache import Cache
@@ -25,6 +27,9 @@ from .settings import Settings
 from .streams import StreamSlots
 from .upstream import Upstream
 
+if TYPE_CHECKING:  # imported when HAPTA_REDIS_URL is set (app.py): redis is loaded only then
+    from .cacheshared import SharedTier
+
 
 def build(
     settings: Settings,
@@ -32,26 +37,35 @@ def build(
     metrics: Metrics,
     access_log: logs.AccessLog | None,
     listener: Listener | None = None,
+    shared: SharedTier | None = None,
 ) -> ASGIApp:
     """The chain, innermost layer first. With the cache on, ``listener`` (when given: the
-    superuser credentials are set) feeds it the writes made elsewhere; the caller starts it."""
+    superuser credentials are set) feeds it the writes made elsewhere, and ``shared`` (when
+    given: ``HAPTA_REDIS_URL``) is the tier behind its in-process store; the caller starts
+    both."""
     streams = StreamSlots.from_settings(settings)
     app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
     app = Validate(app, settings.max_body_size)
     if settings.cache:
-        app = _cache(app, settings, metrics, listener)
+        app = _cache(app, settings, metrics, listener, shared)
     app = RouteLayer(app)
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))
     return Observe(app, metrics, access_log)
 
 
-def _cache(app: ASGIApp, settings: Settings, metrics: Metrics, listener: Listener | None) -> Cache:
+def _cache(
+    app: ASGIApp,
+    settings: Settings,
+    metrics: Metrics,
+    listener: Listener | None,
+    shared: SharedTier | None,
+) -> Cache:
     store = CacheStore(settings.cache_max_bytes)
     metrics.cache_bytes.set_function(lambda: store.bytes)
     ttl = settings.cache_lifetime
     if listener is None:
-        layer = Cache(app, store, metrics, lambda: ttl)
+        layer = Cache(app, store, metrics, lambda: ttl, shared)
         msg = (
             f"response cache on: entries live at most {ttl:g} s (HAPTA_CACHE_TTL), because "
             "writes made outside this gateway are not observed without PB_SUPERUSER_EMAIL / "
@@ -59,12 +73,23 @@ def _cache(app: ASGIApp, settings: Settings, metrics: Metrics, listener: Listene
         )
     else:
         short = min(ttl, SHORT_TTL)
-        layer = Cache(app, store, metrics, lambda: ttl if listener.up else short)
-        listener.attach(layer.invalidate)
+        layer = Cache(app, store, metrics, lambda: ttl if listener.up else short, shared)
+        listener.attach(layer.invalidate if shared is None else _everywhere(layer, shared))
         msg = (
             f"response cache on: entries live at most {ttl:g} s (HAPTA_CACHE_TTL); writes made "
             "outside this gateway arrive through a realtime subscription (while it is down: "
             f"at most {short:g} s)"
         )
+    if shared is not None:
+        shared.attach(layer.invalidate)
+        msg += "; shared with other processes through HAPTA_REDIS_URL"
     logs.log.info(msg, extra={"fields": {"msg": msg, "max_bytes": settings.cache_max_bytes}})
     return layer
+
+
+def _everywhere(layer: Cache, shared: SharedTier) -> Invalidate:
+    def invalidate(tags: frozenset[str] | None) -> None:
+        layer.invalidate(tags)
+        shared.invalidate_soon(tags)
+
+    return invalidate

@@ -80,6 +80,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.cache_shared_up = Gauge(
+            "hapta_cache_shared_up",
+            "1 while the shared cache (HAPTA_REDIS_URL) answers and its invalidations are heard.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.cache_bytes = Gauge(
             "hapta_cache_bytes",
             "Bytes held by the cache (bodies, headers and bookkeeping).",
