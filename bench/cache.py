@@ -303,6 +303,16 @@ async def offload_run(
             "writes": len(writes), "distinct_read_keys": len({plan[i] for i in range(requests) if i not in writes})}
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """Resident size now and at its peak (``VmRSS``, ``VmHWM``) of process ``pid``, in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
 def cache_counters(base: str) -> dict[str, float]:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     return {name: float(value) for name, value in _COUNTER.findall(text)}
@@ -317,11 +327,15 @@ def offload(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         # Writes as the superuser through the gateway (the gateway forwards the credential).
         token = pb.superuser_token()
         env = {**GATEWAY_ENV, "PB_SUPERUSER_EMAIL": pb.email, "PB_SUPERUSER_PASSWORD": pb.password}
+        if args.max_bytes:
+            env["HAPTA_CACHE_MAX_BYTES"] = str(args.max_bytes)
         keys = offload_keys(args.posts)
         weights = zipf_weights(len(keys))
         runs_wanted = [("read-only", 0.0), (f"{args.write_share:.0%} writes", args.write_share)]
         if args.writes_only:
             runs_wanted = runs_wanted[1:]
+        if args.read_only:
+            runs_wanted = runs_wanted[:1]
         for label, share in runs_wanted:
             with GatewayProcess(pb.url, env=env) as gateway:
                 deadline = time.monotonic() + 30
@@ -330,6 +344,7 @@ def offload(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
                         raise SystemExit("the gateway's realtime listener did not come up")
                     time.sleep(0.1)
                 before_up = upstream_requests(gateway.url) or 0.0
+                idle = memory_kib(gateway.pid)
                 before = cache_counters(gateway.url)
                 checker = Checker()
                 base_client = gateway.url
@@ -338,6 +353,7 @@ def offload(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
                     args.posts, checker, token, seed=11,
                 ))
                 after = cache_counters(gateway.url)
+                loaded = memory_kib(gateway.pid)
                 upstream = (upstream_requests(gateway.url) or 0.0) - before_up
                 hits = after["hapta_cache_hits"] - before["hapta_cache_hits"]
                 misses = after["hapta_cache_misses"] - before["hapta_cache_misses"]
@@ -347,10 +363,13 @@ def offload(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
                     "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
                     "posts_checked": checker.checked, "stale_reads": checker.stale,
                     "stale_reads_own_writes": checker.stale_own,
+                    "rss_idle_kib": idle["VmRSS"], "rss_peak_kib": loaded["VmHWM"],
+                    "cache_bytes": int(after.get("hapta_cache_bytes", 0)),
                 }
                 runs.append(run)
                 print(run, file=sys.stderr, flush=True)
     meta = {"requests": args.requests, "connections": args.connections, "posts": args.posts,
+            "max_bytes": args.max_bytes or 64 * 1024 * 1024,
             "keys": len(keys), "zipf_s": 1.1, "write_share": args.write_share}
     return {"meta": meta, "runs": runs}, offload_table(runs, meta)
 
@@ -360,16 +379,17 @@ def offload_table(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['requests']:,} requests per run, {meta['connections']} concurrent clients, keys "
         f"Zipf(s={meta['zipf_s']}) over {meta['keys']:,} distinct reads ({meta['posts']:,} post "
         "views, their comment lists, 20 list queries); the gateway (1 worker) with its cache and "
-        "the realtime listener.",
+        f"the realtime listener, HAPTA_CACHE_MAX_BYTES={meta['max_bytes']:,}.",
         "",
-        "| run | writes | distinct keys read | reached PocketBase | hit ratio | stale reads (own writes) | errors | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | writes | distinct keys read | reached PocketBase | hit ratio | stale reads (own writes) | errors | seconds | cache bytes | RSS idle / peak MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
             f"| {r['run']} | {r['writes']:,} | {r['distinct_read_keys']:,} | "
             f"{r['upstream_requests']:,} | {r['hit_ratio']:.1%} | {r['stale_reads']} "
-            f"({r['stale_reads_own_writes']}) | {r['errors']} | {r['seconds']} |"
+            f"({r['stale_reads_own_writes']}) | {r['errors']} | {r['seconds']} | "
+            f"{r['cache_bytes']:,} | {r['rss_idle_kib'] / 1024:.0f} / {r['rss_peak_kib'] / 1024:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -386,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=50_000, help="offload: requests per run")
     parser.add_argument("--write-share", type=float, default=0.05, help="offload: share of writes")
     parser.add_argument("--writes-only", action="store_true", help="offload: skip the read-only run")
+    parser.add_argument("--read-only", action="store_true", help="offload: skip the run with writes")
+    parser.add_argument("--max-bytes", type=int, default=0, help="offload: HAPTA_CACHE_MAX_BYTES")
     args = parser.parse_args(argv)
     data, table = offload(args) if args.offload else throughput(args)
     name = "cache-offload" if args.offload else "cache"
