@@ -14,8 +14,8 @@ from gateway_support import GENERATED
 from scripted_upstream import Conn, Request, ScriptedServer, response
 
 sys.path.insert(0, str(GENERATED))
-try:
-    from gateway.cachelisten import Listener  # the generated package, as `python -m gateway` runs it
+try:  # the generated package, as `python -m gateway` runs it
+    from gateway.cachelisten import Listener
     from gateway.cachepolicy import SCOPED, change_tags
     from gateway.metrics import Metrics
     from gateway.settings import Settings
