@@ -197,6 +197,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     {upstream}
+    {cache_zone}
     server {{
         listen {host}:{port};
         location / {{
@@ -204,6 +205,7 @@ http {{
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             {keepalive_headers}
+            {cache_use}
         }}
     }}
 }}
@@ -217,7 +219,8 @@ def find_nginx() -> str | None:
 
 
 class NginxProxy:
-    """Debian's nginx as a plain reverse proxy (``proxy_pass``, no cache) to ``upstream_url``.
+    """Debian's nginx as a reverse proxy (``proxy_pass``; ``cache``: with ``proxy_cache``) to
+    ``upstream_url``.
 
     ``keepalive`` keeps a pool of upstream connections (off by default: plain ``proxy_pass``
     opens one upstream connection per request, as the performance anchors measured it).
@@ -229,9 +232,12 @@ class NginxProxy:
         *,
         workers: str = "auto",
         keepalive: int = 0,
+        cache: bool = False,
         startup_timeout: float = 15.0,
     ) -> None:
         self.upstream_url = upstream_url.rstrip("/")
+        #: ``proxy_cache`` of 200 answers for 10 minutes (one fetch per key: ``proxy_cache_lock``).
+        self.cache = cache
         self.workers = workers
         self.keepalive = keepalive
         self.startup_timeout = startup_timeout
@@ -253,9 +259,21 @@ class NginxProxy:
             keepalive_headers = 'proxy_http_version 1.1;\n            proxy_set_header Connection "";'
         else:
             upstream, target, keepalive_headers = "", self.upstream_url, ""
+        cache_zone = cache_use = ""
+        if self.cache:
+            cache_zone = (
+                f"proxy_cache_path {tmp}/cache levels=1:2 keys_zone=hapta:16m max_size=256m "
+                "inactive=10m use_temp_path=off;"
+            )
+            cache_use = (
+                "proxy_cache hapta;\n            proxy_cache_valid 200 10m;\n"
+                "            proxy_cache_lock on;\n"
+                "            add_header X-Cache-Status $upstream_cache_status;"
+            )
         return NGINX_CONF.format(
             workers=self.workers, tmp=tmp, host=LOCALHOST, port=port, upstream=upstream,
-            target=target, keepalive_headers=keepalive_headers,
+            target=target, keepalive_headers=keepalive_headers, cache_zone=cache_zone,
+            cache_use=cache_use,
         )
 
     def start(self) -> Self:

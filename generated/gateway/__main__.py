@@ -45,11 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
-    if args.workers > 1 and settings.cache:
+    if args.workers > 1 and settings.cache and not settings.redis_url:
         # Each worker would hold a cache of its own, and a write through one would not reach
-        # the others: until a shared backend exists, several workers serve without a cache.
+        # the others: several workers share a cache through HAPTA_REDIS_URL, or serve without.
         os.environ["HAPTA_CACHE"] = "off"
-        print("note: the response cache is off with --workers > 1", file=sys.stderr)
+        print(
+            "note: the response cache is off with --workers > 1 (set HAPTA_REDIS_URL to share "
+            "one between the workers)",
+            file=sys.stderr,
+        )
     if args.workers > 1 and (settings.sessions or SESSIONS) == "rolling" and not settings.redis_url:
         print(
             "error: rolling sessions with --workers above 1 need HAPTA_REDIS_URL "

@@ -19,15 +19,19 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from . import chain, limitstore, logs, offload
 from .asgi import ASGIApp, Receive, Scope, Send
+from .cachelisten import Listener
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .cacheshared import SharedTier
 from .ops import PATHS, create_ops_app
 from .settings import Settings, load_settings
 from .upstream import Upstream, UpstreamError
@@ -50,6 +54,8 @@ class Gateway:
         self.upstream: Upstream | None = None
         self._health: Upstream | None = None
         self.api: ASGIApp | None = None
+        self.cache_listener: Listener | None = None
+        self.cache_shared: SharedTier | None = None
         self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,9 +115,25 @@ class Gateway:
         self.ops = create_ops_app(self.metrics, self.upstream_health)
         await self._startup_checks(settings)
         offload.configure(settings.check_workers)
+        if settings.cache and settings.has_superuser:
+            self.cache_listener = Listener(settings, self.metrics)
+        if settings.cache and settings.redis_url:
+            from .cacheshared import SharedTier  # loads redis: only when it is used
+
+            self.cache_shared = SharedTier(settings.redis_url, self.metrics)
         self.api = chain.build(
-            settings, self.upstream, self.metrics, self.access_log, self._on_close
+            settings,
+            self.upstream,
+            self.metrics,
+            self.access_log,
+            self.cache_listener,
+            self.cache_shared,
+            self._on_close,
         )
+        if self.cache_shared is not None:
+            self.cache_shared.start()
+        if self.cache_listener is not None:
+            self.cache_listener.start()
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
@@ -148,6 +170,10 @@ class Gateway:
     async def shutdown(self) -> None:
         if threading.current_thread() is threading.main_thread():
             self._unchain_signals()
+        if self.cache_listener is not None:
+            await self.cache_listener.aclose()
+        if self.cache_shared is not None:
+            await self.cache_shared.aclose()
         for pool in (self.upstream, self._health):
             if pool is not None:
                 await pool.aclose()

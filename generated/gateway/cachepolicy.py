@@ -156,15 +156,25 @@ def write_tags(route: Route) -> frozenset[str] | None:
     spec = route.collection
     if spec is None or route.name not in RECORD_WRITES and not route.name.startswith("auth."):
         return None
-    tags = {ANY, "col:" + spec.name}
-    if route.record_id:
-        tags.add(f"rec:{spec.name}:{route.record_id}")
-    if route.name == "records.delete":
+    return change_tags(spec.name, route.record_id, delete=route.name == "records.delete")
+
+
+def change_tags(collection: str, record_id: str, *, delete: bool = False) -> frozenset[str]:
+    """The tags a change to one record (or, without ``record_id``, to some records) of
+    ``collection`` may make stale; the collection need not be exposed (``_superusers``, one a
+    view reads)."""
+    tags = {ANY, "col:" + collection}
+    if record_id:
+        tags.add(f"rec:{collection}:{record_id}")
+    if delete:
         # PocketBase unsets (or cascades to) the records that point at the deleted one.
-        for name in REFERRERS[spec.name]:
+        for name in REFERRERS.get(collection, ()):
             tags |= {"col:" + name, "all:" + name}
-    if spec.kind == "auth":
-        tags |= {"all:" + spec.name, SCOPED}
+    spec = BY_NAME.get(collection)
+    if spec is None or spec.kind == "auth":
+        # A token may have been revoked (an auth record, ``_superusers``, or a collection this
+        # gateway does not know the kind of: system ones hold MFA, OTP and OAuth2 links).
+        tags |= {"all:" + collection, SCOPED}
     return frozenset(tags)
 
 

@@ -69,6 +69,23 @@ class Metrics:
             "Cache entries dropped because a write may have made them stale.",
             registry=self.registry,
         )
+        self.cache_flushes = Counter(
+            "hapta_cache_flushes",
+            "Whole-cache flushes: the realtime invalidation subscription was (re)made or dropped.",
+            registry=self.registry,
+        )
+        self.cache_listener_up = Gauge(
+            "hapta_cache_listener_up",
+            "1 while the realtime invalidation subscription is up (writes elsewhere are seen).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.cache_shared_up = Gauge(
+            "hapta_cache_shared_up",
+            "1 while the shared cache (HAPTA_REDIS_URL) answers and its invalidations are heard.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.cache_bytes = Gauge(
             "hapta_cache_bytes",
             "Bytes held by the cache (bodies, headers and bookkeeping).",

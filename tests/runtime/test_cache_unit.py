@@ -7,7 +7,7 @@ import base64
 import json
 from typing import Any
 
-from gateway.cachepolicy import ANY, SCOPED, read_plan, write_tags
+from gateway.cachepolicy import ANY, SCOPED, change_tags, read_plan, write_tags
 from gateway.cachestore import OVERHEAD, CacheStore, Entry
 from gateway.routing import BATCH, match
 
@@ -140,3 +140,15 @@ def test_write_tags() -> None:
     user = write_tags(match("PATCH", "/api/collections/users/records/u1"))
     assert user is not None and SCOPED in user and "all:users" in user
     assert write_tags(BATCH) is None  # everything
+
+
+def test_change_tags_of_realtime_events() -> None:
+    """What ``cachelisten`` drops for an event: the same as the write through the gateway."""
+    assert change_tags("posts", "pst1") == write_tags(match("PATCH", "/api/collections/posts/records/pst1"))
+    assert change_tags("posts", "pst1", delete=True) == write_tags(
+        match("DELETE", "/api/collections/posts/records/pst1")
+    )
+    # Superusers and collections this gateway does not know (system ones): tokens may be revoked.
+    assert SCOPED in change_tags("_superusers", "su1")
+    assert SCOPED in change_tags("_mfas", "m1") and ANY in change_tags("_mfas", "m1")
+    assert SCOPED not in change_tags("comments", "c1")

@@ -69,7 +69,7 @@ def test_sessions_layer_only_in_rolling_mode() -> None:
     up = Upstream(plain.pocketbase_url)
     assert Sessions not in layers(chain.build(plain, up, Metrics(), None))  # postly: passthrough
     closers: list[Any] = []
-    rolling = chain.build(settings(HAPTA_SESSIONS="rolling"), up, Metrics(), None, closers)
+    rolling = chain.build(settings(HAPTA_SESSIONS="rolling"), up, Metrics(), None, on_close=closers)
     assert layers(rolling) == [Observe, RouteLayer, RateLimit, Sessions, Cache, Validate, Forward]
     assert len(closers) == 1  # the session store, closed at shutdown
     assert Sessions not in layers(chain.build(settings(HAPTA_SESSIONS="passthrough"), up, Metrics(), None))

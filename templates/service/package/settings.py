@@ -29,8 +29,8 @@ class Settings(BaseSettings):
 
     #: The upstream PocketBase, e.g. ``http://127.0.0.1:8090``.
     pocketbase_url: str = Field(alias="POCKETBASE_URL")
-    #: Optional: used only for startup checks (and later the realtime invalidation
-    #: subscription), never for a user's request.
+    #: Optional: used only for startup checks and the cache's realtime invalidation
+    #: subscription (``cachelisten``), never for a user's request.
     superuser_email: str | None = Field(default=None, alias="PB_SUPERUSER_EMAIL")
     superuser_password: SecretStr | None = Field(default=None, alias="PB_SUPERUSER_PASSWORD")
     #: Optional shared state (cache, limits, sessions) for several gateway nodes.
@@ -75,10 +75,10 @@ class Settings(BaseSettings):
     #: Worker processes that check bodies above 16 KiB off the event loop (see ``offload``).
     check_workers: int = Field(default=2, ge=1, alias="HAPTA_CHECK_WORKERS")
     #: The response cache (``layers/cache``): ``off`` takes it out of the chain. Entries live
-    #: at most ``cache_ttl`` seconds (writes made outside this gateway are not observed yet)
-    #: and hold at most ``cache_max_bytes`` in all.
+    #: at most ``cache_ttl`` seconds (default: 300 with the superuser credentials, which let
+    #: ``cachelisten`` see writes made elsewhere; 5 without) and hold ``cache_max_bytes`` in all.
     cache: bool = Field(default=True, alias="HAPTA_CACHE")
-    cache_ttl: float = Field(default=5.0, gt=0, alias="HAPTA_CACHE_TTL")
+    cache_ttl: float | None = Field(default=None, gt=0, alias="HAPTA_CACHE_TTL")
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, alias="HAPTA_CACHE_MAX_BYTES")
     #: Rolling-key sessions (``rolling``) or PocketBase's tokens as they are (``passthrough``);
     #: unset: ``hapta.yaml``'s ``sessions`` as generated. Rolling sessions live in
@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     @property
     def has_superuser(self) -> bool:
         return bool(self.superuser_email and self.superuser_password)
+
+    @property
+    def cache_lifetime(self) -> float:
+        """``HAPTA_CACHE_TTL``, or its default: long when writes elsewhere are seen."""
+        if self.cache_ttl is not None:
+            return self.cache_ttl
+        return 300.0 if self.has_superuser else 5.0
 
 
 _ENV_NAMES = {name: (info.alias or name) for name, info in Settings.model_fields.items()}

@@ -6,8 +6,11 @@ A hit is the stored bytes and headers (with a strong ``ETag``), or a ``304`` whe
 ``send`` wrapped to keep a copy of a complete ``200`` answer; concurrent misses for one key wait
 for the first one's answer (single-flight) instead of asking PocketBase again. Writes (record
 writes, batch, auth actions) drop the tags they may have made stale as their answer starts, so
-whoever wrote reads the new value next. Writes made elsewhere are not seen (no realtime
-listener yet): entries live at most ``HAPTA_CACHE_TTL`` seconds.
+whoever wrote reads the new value next. Writes made elsewhere arrive through ``invalidate``
+(called by ``cachelisten``); ``ttl()`` says how long a new entry may live. With ``shared``
+(``cacheshared``, several processes through Valkey/Redis) the in-process store is its L1: a
+miss asks Redis before PocketBase, writes invalidate there too before their answer, and while
+Redis is down the cache is bypassed.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..asgi import ASGIApp, Headers, Message, Receive, Scope, Send, header, respond, state
 from ..cachepolicy import READ_ONLY_AUTH, READS, RECORD_WRITES, ReadPlan, read_plan, write_tags
 from ..cachestore import CacheStore, Entry
 from ..metrics import Metrics
 from ..routing import BATCH
+
+if TYPE_CHECKING:  # imported when HAPTA_REDIS_URL is set (app.py): redis is loaded only then
+    from ..cacheshared import SharedTier
 
 _READ_METHODS = frozenset({"GET"})
 _WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -37,8 +45,16 @@ class _Flight:
 
 
 class Cache:
-    def __init__(self, app: ASGIApp, store: CacheStore, metrics: Metrics, ttl: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: CacheStore,
+        metrics: Metrics,
+        ttl: Callable[[], float],
+        shared: SharedTier | None = None,
+    ) -> None:
         self.app = app
+        self.shared = shared
         self.store = store
         self.metrics = metrics
         self.ttl = ttl
@@ -65,6 +81,10 @@ class Cache:
     # ------------------------------------------------------------------------------- reads
 
     async def _read(self, plan: ReadPlan, scope: Scope, receive: Receive, send: Send) -> None:
+        shared = self.shared
+        if shared is not None and not shared.up:
+            await self.app(scope, receive, send)  # Redis is down: pass-through, nothing stale
+            return
         store = self.store
         entry = store.get(plan.key)
         if entry is None and plan.shared is not None:
@@ -82,16 +102,29 @@ class Cache:
                 return
             await self.app(scope, receive, send)  # the first one got no answer to share
             return
-        self.metrics.cache_misses.inc()
         flight = self._flights[plan.key] = _Flight()
         started = store.epoch
-        capture = _Capture(send, store.max_entry)
         try:
+            versions: list[bytes] | None = None
+            if shared is not None:
+                found = await shared.get(plan.key, plan.tags)
+                if found.entry is not None:
+                    store.put(plan.key, found.entry, started)
+                    flight.entry = found.entry
+                    self.metrics.cache_hits.inc()
+                    await _serve(scope, send, found.entry)
+                    return
+                versions = found.versions
+            self.metrics.cache_misses.inc()
+            capture = _Capture(send, store.max_entry)
             await self.app(scope, receive, capture)
             key_size = len(scope["path"]) + 2 * len(scope["query_string"]) + 64
-            entry = capture.entry(plan.tags, time.monotonic() + self.ttl, key_size)
+            entry = capture.entry(plan.tags, time.monotonic() + self.ttl(), key_size)
             if entry is not None:
                 store.put(plan.key, entry, started)
+                if versions:  # Redis checks the versions: a stale fill is never served there
+                    assert shared is not None
+                    await shared.put(plan.key, entry, versions)
                 flight.entry = entry
         finally:
             if self._flights.get(plan.key) is flight:
@@ -111,7 +144,9 @@ class Cache:
             if message["type"] == "http.response.start" and not done:
                 done = True
                 if message["status"] < 400:  # a refused write changed nothing
-                    self._invalidate(tags)
+                    self.invalidate(tags)
+                    if self.shared is not None:
+                        await self.shared.invalidate(tags)
             await send(message)
 
         try:
@@ -119,9 +154,12 @@ class Cache:
         finally:
             # No answer from PocketBase (gone, timed out): the write may have happened.
             if not done and st.upstream_ms is not None:
-                self._invalidate(tags)
+                self.invalidate(tags)
+                if self.shared is not None:
+                    self.shared.invalidate_soon(tags)
 
-    def _invalidate(self, tags: frozenset[str] | None) -> None:
+    def invalidate(self, tags: frozenset[str] | None) -> None:
+        """Drop the entries carrying one of ``tags`` (``None``: all of them)."""
         dropped = self.store.flush() if tags is None else self.store.invalidate(tags)
         # Fetches under way may hold the old value: later misses must not wait on them.
         self._flights.clear()
