@@ -83,7 +83,7 @@ def gateway_env(setup: str, redis_url: str) -> dict[str, str]:
 
 def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     tool = args.tool if args.tool != "auto" else ("wrk" if find_wrk() else "python")
-    built = build_gateway()
+    built = args.gateway or build_gateway()
     rps: dict[str, list[float]] = {s: [] for s in SETUPS}
     p99: dict[str, list[float]] = {s: [] for s in SETUPS}
     #: requests per CPU-second of the gateway process: steadier than req/s on a shared machine
@@ -212,13 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=100)
     parser.add_argument("--warmup", type=float, default=1, help="seconds of warm-up per setup")
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--gateway", type=Path, default=None,
+                        help="a gateway already built with this bench's config (build_gateway) to run")
     parser.add_argument("--store-only", action="store_true", help="time the stores alone")
     parser.add_argument("--hits", type=int, default=5000)
     parser.add_argument("--max", type=int, default=1000, help="Max of the rule in --store-only")
     args = parser.parse_args(argv)
     data, table = store_only(args) if args.store_only else throughput(args)
     name = f"ratelimit-{'store-' if args.store_only else ''}{stamp()}"
-    json_path, _ = write_results(results_dir(), name, data | {"args": vars(args)}, table)
+    json_path, _ = write_results(results_dir(), name, data | {"args": {**vars(args), "gateway": str(args.gateway)}}, table)
     print(table)
     print(f"results: {json_path}", file=sys.stderr)
     return 0

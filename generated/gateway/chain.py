@@ -49,7 +49,7 @@ def build(
     if settings.cache:
         app = Cache(app, _cache_store(settings, metrics), metrics, settings.cache_ttl)
     if (settings.sessions or SESSIONS) == "rolling":
-        store = open_store(settings.redis_url)
+        store = open_store(settings.redis_url, settings.redis_timeout)
         app = Sessions(app, store, metrics, settings.session_grace)
         if on_close is not None:
             on_close.append(store.aclose)
