@@ -108,7 +108,9 @@ class RateLimit:
                 if len(rules) == 1 and self.memory is not None:  # the common case, no lists
                     rule = rules[0]
                     per = rule.per
-                    key = rule.name + ("|" + ip if per == "ip" else "|" + user if per == "user" else "|*")
+                    key = rule.name + (
+                        "|" + ip if per == "ip" else "|" + user if per == "user" else "|*"
+                    )
                     decision = self.memory.hit_one(
                         key, rule.max, rule.window_ms, time.monotonic() * 1000
                     )
