@@ -13,6 +13,9 @@ rounds (wrk, or the Python fallback) on a record view; the report gives medians 
 to the gateway without limits. ``--store-only`` times ``--hits`` sequential hits on one key
 (``Max`` ``--max``) of ``MemoryWindows``, of ``RedisWindows`` (the Lua script) and, when the
 ``limits`` package is installed, of its async moving window on the same Valkey.
+``--baseline DIR`` runs a second build alongside (each setup, interleaved), e.g. of an older
+commit: ``python -c "from bench.ratelimit import build_gateway; build_gateway(Path(DIR))"`` in a
+checkout of it (``--gateway DIR`` runs a given build instead of building one).
 Results: ``bench/results/ratelimit-*.json`` and ``.md`` (gitignored).
 """
 
@@ -83,19 +86,27 @@ def gateway_env(setup: str, redis_url: str) -> dict[str, str]:
 
 def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     tool = args.tool if args.tool != "auto" else ("wrk" if find_wrk() else "python")
-    built = build_gateway()
-    rps: dict[str, list[float]] = {s: [] for s in SETUPS}
-    p99: dict[str, list[float]] = {s: [] for s in SETUPS}
+    built = args.gateway or build_gateway()
+    #: label -> (setup, gateway build); with --baseline, each setup of the older build as well
+    runs: dict[str, tuple[str, Path]] = {}
+    for s in SETUPS:
+        runs[s] = (s, built)
+        if args.baseline is not None:
+            runs[f"{s} (baseline)"] = (s, args.baseline)
+    labels = list(runs)
+    rps: dict[str, list[float]] = {s: [] for s in labels}
+    p99: dict[str, list[float]] = {s: [] for s in labels}
     #: requests per CPU-second of the gateway process: steadier than req/s on a shared machine
-    per_cpu: dict[str, list[float]] = {s: [] for s in SETUPS}
+    per_cpu: dict[str, list[float]] = {s: [] for s in labels}
     processes: dict[str, GatewayProcess] = {}
     with contextlib.ExitStack() as stack:
         pb = stack.enter_context(PocketBaseServer())
         print(f"seeding {args.posts} posts ...", file=sys.stderr, flush=True)
         seed_bench(pb, args.posts)
         redis_url = stack.enter_context(valkey_server())
-        for s in SETUPS:
-            processes[s] = stack.enter_context(GatewayProcess(pb.url, env=gateway_env(s, redis_url), generated=built))
+        for label, (s, gateway) in runs.items():
+            processes[label] = stack.enter_context(
+                GatewayProcess(pb.url, env=gateway_env(s, redis_url), generated=gateway))
         urls = {s: p.url for s, p in processes.items()}
         path = f"/api/collections/posts/records/{post_id(1)}"
         for s, base in urls.items():
@@ -103,7 +114,7 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
             resp = httpx.get(base + path, timeout=10)
             limited = "ratelimit-limit" in resp.headers
-            if resp.status_code != 200 or limited != (s != "off"):
+            if resp.status_code != 200 or limited != (not s.startswith("off")):
                 raise SystemExit(f"{s}: HTTP {resp.status_code}, RateLimit headers: {limited}")
             run_load(base + path, duration=args.warmup, connections=args.connections, threads=args.threads, tool=tool)
         for round_no in range(1, args.rounds + 1):
@@ -118,13 +129,12 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
                 p99[s].append(result.p99_ms)
                 flag = f"  ERRORS: {result.errors}" if result.errors else ""
                 cpu_text = f"  {per_cpu[s][-1]:7.0f} req/CPU-s" if per_cpu[s] else ""
-                print(f"round {round_no} {s:7} {result.rps:9.0f} req/s  p99 {result.p99_ms:6.1f} ms{cpu_text}{flag}",
+                print(f"round {round_no} {s:18} {result.rps:9.0f} req/s  p99 {result.p99_ms:6.1f} ms{cpu_text}{flag}",
                       file=sys.stderr, flush=True)
     med = {
         s: (statistics.median(rps[s]), statistics.median(p99[s]), statistics.median(per_cpu[s]) if per_cpu[s] else 0.0)
-        for s in SETUPS
+        for s in labels
     }
-    base_rps, base_cpu = med["off"][0], med["off"][2]
     lines = [
         f"Record view, {tool} {args.threads} threads, {args.connections} connections, {args.duration} s, "
         f"{args.rounds} interleaved rounds, medians; one gateway process each.",
@@ -132,7 +142,9 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         "| rate limits | req/s | p99 ms | req/s / off | req per gateway CPU-s | / off | cost (CPU) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in SETUPS:
+    for s in labels:
+        off = "off (baseline)" if s.endswith("(baseline)") else "off"
+        base_rps, base_cpu = med[off][0], med[off][2]
         r, p, c = med[s]
         cpu_ratio = c / base_cpu if base_cpu else 0.0
         lines.append(
@@ -212,13 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=100)
     parser.add_argument("--warmup", type=float, default=1, help="seconds of warm-up per setup")
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--gateway", type=Path, default=None,
+                        help="a gateway already built with this bench's config (build_gateway) to run")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another build of the gateway (e.g. of an older commit) run alongside, "
+                             "interleaved, for a before/after in one run")
     parser.add_argument("--store-only", action="store_true", help="time the stores alone")
     parser.add_argument("--hits", type=int, default=5000)
     parser.add_argument("--max", type=int, default=1000, help="Max of the rule in --store-only")
     args = parser.parse_args(argv)
     data, table = store_only(args) if args.store_only else throughput(args)
     name = f"ratelimit-{'store-' if args.store_only else ''}{stamp()}"
-    json_path, _ = write_results(results_dir(), name, data | {"args": vars(args)}, table)
+    json_path, _ = write_results(results_dir(), name, data | {"args": {**vars(args), "gateway": str(args.gateway), "baseline": str(args.baseline)}}, table)
     print(table)
     print(f"results: {json_path}", file=sys.stderr)
     return 0

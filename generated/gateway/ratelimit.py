@@ -44,6 +44,11 @@ class RuleSpec:
     per: str
     message: str
 
+    @property
+    def max_header(self) -> bytes:
+        """``max`` as the ``RateLimit-Limit`` value."""
+        return b"%d" % self.max
+
 
 def operation(route: Route) -> str:
     """The route's operation name as a label spells it (``list``, ``auth-with-password``...)."""

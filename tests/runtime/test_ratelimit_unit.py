@@ -31,6 +31,12 @@ def test_window_slides_one_request_at_a_time() -> None:
     assert w.hit_now(check, 1001) == [Decision(False, 0, 399)]
 
 
+def test_hit_one_is_hit_now_of_one_check() -> None:
+    one, many = MemoryWindows(), MemoryWindows()
+    for now in (0, 400, 700, 800, 999, 1000, 1001, 1400, 2500):
+        assert one.hit_one("k", 3, 1000, now) == many.hit_now([("k", 3, 1000)], now)[0]
+
+
 def test_a_refusal_uses_up_no_other_budget() -> None:
     w = MemoryWindows()
     wide, narrow = ("wide", 10, 1000), ("narrow", 1, 1000)
@@ -132,7 +138,7 @@ def test_valkey_concurrent_hits_are_exact_and_a_refusal_uses_no_budget(valkey_ur
 def test_valkey_script_flushed_is_loaded_again_without_double_counting(valkey_url: str) -> None:
     async def body(w: RedisWindows) -> None:
         assert (await w.hit([("flush", 10, 60_000)]))[0].remaining == 9
-        await w.client.script_flush()
+        await w.client.call(b"SCRIPT", b"FLUSH")
         again = await asyncio.gather(*(w.hit([("flush", 10, 60_000)]) for _ in range(3)))
         assert sorted(d[0].remaining for d in again) == [6, 7, 8]
 

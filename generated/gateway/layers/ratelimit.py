@@ -32,7 +32,18 @@ from typing import Any
 import orjson
 
 from .. import logs
-from ..asgi import ASGIApp, Headers, Message, Receive, Scope, Send, header, respond, state
+from ..asgi import (
+    STATE,
+    ASGIApp,
+    Headers,
+    Message,
+    Receive,
+    RequestState,
+    Scope,
+    Send,
+    header,
+    respond,
+)
 from ..errors import JSON_HEADERS, envelope
 from ..limitstore import (
     Decision,
@@ -84,10 +95,9 @@ class RateLimit:
         self._logged = -_LOG_EVERY
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        st = state(scope)
+        st: RequestState = scope[STATE]
         route = st.route
         assert route is not None
-        learn = self.rules.per_user and route.name in _TOKEN_ROUTES
         rules = self.rules.for_route(route)
         if rules:
             try:
@@ -95,11 +105,22 @@ class RateLimit:
                 user = ip
                 if self.rules.per_user and any(r.per == "user" for r in rules):
                     user = await self._user(scope) or ip
-                checks = self._checks(rules, ip, user)
-                if self.memory is not None:  # no await: nothing to wait for
-                    decisions = self.memory.hit_now(checks, time.monotonic() * 1000)
+                if len(rules) == 1 and self.memory is not None:  # the common case, no lists
+                    rule = rules[0]
+                    per = rule.per
+                    key = rule.name + (
+                        "|" + ip if per == "ip" else "|" + user if per == "user" else "|*"
+                    )
+                    decision = self.memory.hit_one(
+                        key, rule.max, rule.window_ms, time.monotonic() * 1000
+                    )
+                    decisions = [decision]
                 else:
-                    decisions = await self.windows.hit(checks)
+                    checks = self._checks(rules, ip, user)
+                    if self.memory is not None:  # no await: nothing to wait for
+                        decisions = self.memory.hit_now(checks, time.monotonic() * 1000)
+                    else:
+                        decisions = await self.windows.hit(checks)
             except StoreDown as exc:
                 self._store_down(exc)
                 if not self.fail_open:
@@ -128,8 +149,8 @@ class RateLimit:
                     ]
                     await respond(scope, send, 429, headers, envelope(429, rule.message))
                     return
-                send = _with_headers(send, _limit_headers(rule, decision))
-        if not learn:
+                send = _LimitHeaders(send, _limit_headers(rule, decision)).send
+        if not (self.rules.per_user and route.name in _TOKEN_ROUTES):
             await self.app(scope, receive, send)
             return
         answer = _AuthAnswer(send)
@@ -206,18 +227,25 @@ class _AuthAnswer:
         await self._send(message)
 
 
-def _with_headers(send: Send, extra: Headers) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *extra]
-        await send(message)
+class _LimitHeaders:
+    """Adds the ``RateLimit-*`` headers to the response's head; passes the rest on as is."""
 
-    return wrapped
+    __slots__ = ("_extra", "_send")
+
+    def __init__(self, send: Send, extra: Headers) -> None:
+        self._send = send
+        self._extra = extra
+
+    async def send(self, message: Message) -> None:
+        if self._extra and message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *self._extra]
+            self._extra = []
+        await self._send(message)
 
 
 def _limit_headers(rule: RuleSpec, decision: Decision) -> Headers:
     return [
-        (b"ratelimit-limit", b"%d" % rule.max),
+        (b"ratelimit-limit", rule.max_header),
         (b"ratelimit-remaining", b"%d" % decision.remaining),
         (b"ratelimit-reset", b"%d" % _seconds(decision.reset_ms)),
     ]

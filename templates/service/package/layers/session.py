@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 import orjson
 
-from ..asgi import ASGIApp, Message, Receive, RequestState, Scope, Send, respond, state
+from ..asgi import STATE, ASGIApp, Message, Receive, RequestState, Scope, Send, respond
 from ..errors import ApiError
 from ..metrics import Metrics
 from ..routing import FILE_TOKEN, LOGOUT
@@ -61,6 +61,8 @@ _LOGINS = frozenset(
     {"auth.auth-with-password", "auth.auth-with-otp", "auth.auth-with-oauth2", "auth.impersonate"}
 )
 _REFRESH = "auth.auth-refresh"
+#: Calls whose answer may carry a token to turn into a key (``Sessions._issuer``).
+_ISSUING = _LOGINS | {_REFRESH, FILE_TOKEN.name}
 _BEARER = b"bearer "
 #: Lifetime of a session whose token says no ``exp`` (PocketBase always sets one).
 _DEFAULT_TTL = 3600.0
@@ -77,17 +79,18 @@ class Sessions:
         self.grace = grace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        st = state(scope)
+        st: RequestState = scope[STATE]
         route = st.route
         assert route is not None
+        name = route.name
         try:
             if route is LOGOUT and scope["method"] == "POST":
                 await self._logout(scope, send)
                 return
-            key = await self._swap_authorization(scope, route.name)
-            if route.name == "files.download" and scope["query_string"]:
+            key = await self._swap_authorization(scope, name)
+            if name == "files.download" and scope["query_string"]:
                 await self._swap_file_token(scope)
-            issue = self._issuer(route.name, key)
+            issue = self._issuer(name, key) if name in _ISSUING else None
             if issue is None:
                 await self.app(scope, receive, send)
             else:
@@ -98,9 +101,15 @@ class Sessions:
             raise ApiError(503, STORE_DOWN) from None
 
     async def _swap_authorization(self, scope: Scope, route: str) -> str | None:
-        """Put PocketBase's token in place of the caller's key; the key's hash, or ``None``."""
+        """Put PocketBase's token in place of the caller's key; the key's hash, or ``None``.
+        Every ``Authorization`` header the caller sent is taken out: only the swapped token
+        goes on."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        given = next((v for k, v in headers if k == b"authorization"), None)
+        given = None
+        for name, value in headers:
+            if name == b"authorization":
+                given = value
+                break
         if given is None:
             return None
         rest = [(k, v) for k, v in headers if k != b"authorization"]
@@ -112,7 +121,8 @@ class Sessions:
                 raise ApiError(401, INVALID_TOKEN)
             scope["headers"] = rest  # a guest's call: the unknown key goes nowhere
             return None
-        scope["headers"] = [*rest, (b"authorization", token.encode())]
+        rest.append((b"authorization", token.encode()))
+        scope["headers"] = rest
         return hashed
 
     async def _resolve(self, hashed: str) -> str | None:
