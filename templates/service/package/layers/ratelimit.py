@@ -31,8 +31,20 @@ from typing import Any
 import orjson
 
 from .. import logs
-from ..asgi import ASGIApp, Headers, Message, Receive, Scope, Send, header, respond, state
-from ..errors import JSON_HEADERS, envelope
+from ..asgi import (
+    ASGIApp,
+    Charge,
+    Headers,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    respond,
+    state,
+)
+from ..catalog import BY_NAME
+from ..errors import JSON_HEADERS, ApiError, envelope
 from ..limitstore import (
     Decision,
     MemoryWindows,
@@ -43,6 +55,7 @@ from ..limitstore import (
 )
 from ..metrics import Metrics
 from ..ratelimit import Rules, RuleSpec
+from ..routing import BATCH, Route
 from ..settings import Settings
 
 #: Auth routes whose 200 answer carries a token and the record it authenticates.
@@ -87,6 +100,8 @@ class RateLimit:
         route = st.route
         assert route is not None
         learn = self.rules.per_user and route.name in _TOKEN_ROUTES
+        if route is BATCH and self.rules.per_operation:
+            st.charge = self._charger(scope, "ip:" + st.client)
         rules = self.rules.for_route(route)
         if rules:
             try:
@@ -134,6 +149,45 @@ class RateLimit:
         answer = _AuthAnswer(send)
         await self.app(scope, receive, answer.send)
         await self._learn(answer)
+
+    def _charger(self, scope: Scope, ip: str) -> Charge:
+        """Counts a batch's items as PocketBase does: each against the rules of its collection
+        and operation (``posts:create``...), one after the other; the first refused raises."""
+        verified: list[str] = []
+
+        async def charge(operations: list[tuple[str, str]]) -> None:
+            for name, collection in operations:
+                spec = BY_NAME.get(collection)
+                if spec is None:
+                    continue
+                rules = tuple(
+                    r for r in self.rules.for_route(Route(name, spec)) if r.label != "*"
+                )
+                if not rules:
+                    continue
+                user = ip
+                if any(r.per == "user" for r in rules):
+                    if not verified:  # looked up once, when a rule first needs it
+                        verified.append(await self._user(scope) or ip)
+                    user = verified[0]
+                try:
+                    decisions = await self.windows.hit(self._checks(rules, ip, user))
+                except StoreDown as exc:
+                    self._store_down(exc)
+                    if self.fail_open:
+                        return
+                    raise ApiError(503, UNAVAILABLE, headers=[(b"retry-after", b"1")]) from None
+                refused = [(r, d) for r, d in zip(rules, decisions, strict=True) if not d.allowed]
+                if refused:
+                    rule, decision = max(refused, key=lambda rd: rd[1].reset_ms)
+                    self.metrics.ratelimited(rule.name)
+                    headers = [
+                        (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
+                        *_limit_headers(rule, decision),
+                    ]
+                    raise ApiError(429, rule.message, headers=headers)
+
+        return charge
 
     @staticmethod
     def _checks(rules: tuple[RuleSpec, ...], ip: str, user: str) -> list[tuple[str, int, int]]:

@@ -1,0 +1,111 @@
+"""Attacks on the gateway's cache, rolling sessions and rate limits, each against a real
+PocketBase: every test is an attempt that worked once (it failed before its fix), proving it no
+longer does, by what PocketBase itself would have done or by what the README promises.
+
+The PocketBase here is this module's own (postly schema and seed, batch enabled), so the
+records the attacks write never show in another module's counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from gateway_support import PASSWORDS, TRUSTED_PROXY, USER_IDS, GatewayProcess
+from test_ratelimit import ON, build
+
+from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.seed import postly_schema, seed_postly
+
+COMMENTS = "/api/collections/comments/records"
+POST_ID = "pst000000000001"
+LIMITED = "Comments: slow down."
+#: One rule: two comment creates a minute per IP (no default rule).
+COMMENT_RULE = {
+    "ratelimit": {"Max": 5, "Duration": 60000, "isEnabled": False},
+    "ratelimits": [{"Label": "comments:create", "Max": 2, "Duration": 60000, "Message": LIMITED}],
+}
+
+
+@pytest.fixture(scope="module")
+def own_pb() -> Iterator[PocketBaseServer]:
+    with PocketBaseServer() as server:
+        server.import_collections(postly_schema())
+        seed_postly(server)
+        server.patch_settings({"batch": {"enabled": True, "maxRequests": 50, "timeout": 3, "maxBodySize": 0}})
+        yield server
+
+
+@pytest.fixture(scope="module")
+def comment_limited(own_pb: PocketBaseServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    out = build(COMMENT_RULE, tmp_path_factory.mktemp("attack-rl"))
+    process = GatewayProcess(own_pb.url, env=ON, tmp=out, cwd=out).start()
+    yield process
+    process.stop()
+
+
+def as_client(gw: GatewayProcess, ip: str, method: str, path: str, **kw: Any) -> httpx.Response:
+    """A request through the trusted proxy as client ``ip``."""
+    headers = {"X-Forwarded-For": ip, **kw.pop("headers", {})}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=TRUSTED_PROXY), timeout=30) as client:
+        return client.request(method, gw.url + path, headers=headers, **kw)
+
+
+def login(gw: GatewayProcess, name: str, ip: str) -> str:
+    resp = as_client(
+        gw, ip, "POST", "/api/collections/users/auth-with-password",
+        json={"identity": f"{name}@postly.test", "password": PASSWORDS[name]},
+    )
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["token"])
+
+
+def comment(text: str, author: str = "alice") -> dict[str, str]:
+    return {"post": POST_ID, "author": USER_IDS[author], "text": text}
+
+
+def comment_count(pb: PocketBaseServer, text: str) -> int:
+    with httpx.Client(base_url=pb.url, timeout=30) as client:
+        resp = client.get(COMMENTS, params={"filter": f'text = "{text}"', "perPage": 100})
+    assert resp.status_code == 200, resp.text
+    return int(resp.json()["totalItems"])
+
+
+# ------------------------------------------------------------------------------ rate limits
+
+
+def test_a_batch_cannot_create_past_a_collection_create_limit(
+    own_pb: PocketBaseServer, comment_limited: GatewayProcess
+) -> None:
+    """``comments:create`` allows two a minute: a batch of five creates is five creates (as
+    PocketBase counts each batch item against its collection's rule), refused before any is
+    made; an upsert in a batch counts as a create."""
+    ip = "198.51.100.71"
+    token = login(comment_limited, "alice", ip)
+    batch = {"requests": [{"method": "POST", "url": COMMENTS, "body": comment("rl-batch")} for _ in range(5)]}
+    resp = as_client(comment_limited, ip, "POST", "/api/batch", json=batch, headers={"Authorization": token})
+    assert resp.status_code == 429, resp.text
+    assert resp.json() == {"data": {}, "message": LIMITED, "status": 429}
+    assert int(resp.headers["retry-after"]) >= 1
+    assert resp.headers["ratelimit-remaining"] == "0"
+    assert comment_count(own_pb, "rl-batch") == 0
+
+    ip = "198.51.100.72"
+    for n in range(2):
+        resp = as_client(comment_limited, ip, "POST", COMMENTS, json=comment(f"rl-single-{n}"), headers={"Authorization": token})
+        assert resp.status_code == 200, resp.text
+    one = {"requests": [{"method": "PUT", "url": COMMENTS, "body": comment("rl-upsert")}]}
+    resp = as_client(comment_limited, ip, "POST", "/api/batch", json=one, headers={"Authorization": token})
+    assert resp.status_code == 429, resp.text
+    assert comment_count(own_pb, "rl-upsert") == 0
+
+
+def test_a_batch_within_the_limit_goes_through(own_pb: PocketBaseServer, comment_limited: GatewayProcess) -> None:
+    ip = "198.51.100.73"
+    token = login(comment_limited, "alice", ip)
+    batch = {"requests": [{"method": "POST", "url": COMMENTS, "body": comment("rl-fits")} for _ in range(2)]}
+    resp = as_client(comment_limited, ip, "POST", "/api/batch", json=batch, headers={"Authorization": token})
+    assert resp.status_code == 200, resp.text
+    assert comment_count(own_pb, "rl-fits") == 2
