@@ -20,6 +20,7 @@ from hapta_gen.dev.pbserver import PocketBaseServer
 from hapta_gen.dev.seed import postly_schema, seed_postly
 
 COMMENTS = "/api/collections/comments/records"
+POSTS = "/api/collections/posts/records"
 POST_ID = "pst000000000001"
 LIMITED = "Comments: slow down."
 #: One rule: two comment creates a minute per IP (no default rule).
@@ -44,6 +45,32 @@ def comment_limited(own_pb: PocketBaseServer, tmp_path_factory: pytest.TempPathF
     process = GatewayProcess(own_pb.url, env=ON, tmp=out, cwd=out).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def cached(own_pb: PocketBaseServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A gateway whose entries outlive every test: only invalidation makes a read fresh."""
+    tmp: Path = tmp_path_factory.mktemp("attack-cache")
+    process = GatewayProcess(own_pb.url, env={"HAPTA_CACHE_TTL": "600"}, tmp=tmp).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def bob(own_pb: PocketBaseServer) -> str:
+    """Bob's token, from PocketBase itself."""
+    with httpx.Client(base_url=own_pb.url, timeout=30) as client:
+        resp = client.post(
+            "/api/collections/users/auth-with-password",
+            json={"identity": "bob@postly.test", "password": PASSWORDS["bob"]},
+        )
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["token"])
+
+
+def ids(resp: httpx.Response) -> list[str]:
+    assert resp.status_code == 200, resp.text
+    return [item["id"] for item in resp.json()["items"]]
 
 
 def as_client(gw: GatewayProcess, ip: str, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -71,6 +98,30 @@ def comment_count(pb: PocketBaseServer, text: str) -> int:
         resp = client.get(COMMENTS, params={"filter": f'text = "{text}"', "perPage": 100})
     assert resp.status_code == 200, resp.text
     return int(resp.json()["totalItems"])
+
+
+# ------------------------------------------------------------------------------ the cache
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"filter": 'author.attachments_via_owner.title != ""'},
+        {"sort": "-author.attachments_via_owner.title"},
+    ],
+)
+def test_a_guests_answer_is_not_shared_when_the_filter_reaches_a_ruled_collection(
+    own_pb: PocketBaseServer, cached: GatewayProcess, bob: str, query: dict[str, str]
+) -> None:
+    """``posts`` is public, but a filter (or sort) through a relation applies the rules of the
+    collections it reaches (``attachments``: owner only): PocketBase answers bob otherwise than
+    a guest, so the guest's cached answer must not be served to him."""
+    with httpx.Client(base_url=cached.url, timeout=30) as gw, httpx.Client(base_url=own_pb.url, timeout=30) as pb:
+        assert ids(gw.get(POSTS, params=query)) == ids(pb.get(POSTS, params=query))
+        headers = {"Authorization": bob}
+        expected = ids(pb.get(POSTS, params=query, headers=headers))
+        assert expected != ids(pb.get(POSTS, params=query))  # the attack needs a difference
+        assert ids(gw.get(POSTS, params=query, headers=headers)) == expected
 
 
 # ------------------------------------------------------------------------------ rate limits
