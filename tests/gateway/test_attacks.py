@@ -9,6 +9,7 @@ records the attacks write never show in another module's counts.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
