@@ -26,6 +26,7 @@ import orjson
 
 from ..asgi import ASGIApp, Message, Receive, RequestState, Scope, Send, respond, state
 from ..errors import ApiError
+from ..gorequest import pair_name
 from ..metrics import Metrics
 from ..routing import FILE_TOKEN, LOGOUT
 from ..sessions import (
@@ -124,11 +125,12 @@ class Sessions:
     async def _swap_file_token(self, scope: Scope) -> None:
         """``?token=<file key>`` → PocketBase's file token; an unknown one is dropped."""
         pairs = scope["query_string"].split(b"&")
-        given = [p for p in pairs if p.startswith(b"token=")]
+        # by the name PocketBase reads: ``%74oken=`` is ``token=`` once Go decodes it
+        given = [p for p in pairs if pair_name(p) == "token"]
         if not given:
             return
-        rest = [p for p in pairs if not p.startswith(b"token=")]
-        value = unquote_to_bytes(given[0][6:].replace(b"+", b" "))
+        rest = [p for p in pairs if pair_name(p) != "token"]
+        value = unquote_to_bytes(given[0].partition(b"=")[2].replace(b"+", b" "))
         token = await self.store.get_file(key_hash(value), time.time()) if value else None
         if token is not None:
             rest.append(b"token=" + quote(token, safe="").encode())
