@@ -82,6 +82,24 @@ def rolling(own_pb: PocketBaseServer, tmp_path_factory: pytest.TempPathFactory) 
     process.stop()
 
 
+#: Two comment creates a minute per user, two likes lists a minute per IP.
+USER_RULES = {
+    "ratelimit": {"Max": 5, "Duration": 60000, "isEnabled": False},
+    "ratelimits": [
+        {"Label": "comments:create", "Max": 2, "Duration": 60000, "Per": "user", "Message": LIMITED},
+        {"Label": "likes:list", "Max": 2, "Duration": 60000},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def rolling_limited(own_pb: PocketBaseServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    out = build(USER_RULES, tmp_path_factory.mktemp("attack-rl-rolling"))
+    process = GatewayProcess(own_pb.url, env=ON | {"HAPTA_SESSIONS": "rolling"}, tmp=out, cwd=out).start()
+    yield process
+    process.stop()
+
+
 def as_client(gw: GatewayProcess, ip: str, method: str, path: str, **kw: Any) -> httpx.Response:
     """A request through the trusted proxy as client ``ip``."""
     headers = {"X-Forwarded-For": ip, **kw.pop("headers", {})}
@@ -169,6 +187,46 @@ def test_a_batch_within_the_limit_goes_through(own_pb: PocketBaseServer, comment
     resp = as_client(comment_limited, ip, "POST", "/api/batch", json=batch, headers={"Authorization": token})
     assert resp.status_code == 200, resp.text
     assert comment_count(own_pb, "rl-fits") == 2
+
+
+@pytest.mark.parametrize(
+    ("user", "spelling"), [("alice", "bearer {}"), ("bob", "BEARER  {}"), ("carol", "bEaReR {}")]
+)
+def test_a_per_user_limit_follows_the_key_however_it_is_spelt(
+    rolling_limited: GatewayProcess, user: str, spelling: str
+) -> None:
+    """The session layer takes a key with any ``Bearer`` casing and spacing: the per-user count
+    must read it the same way, or a new client IP per request is a new budget for one user."""
+    net = {"alice": 110, "bob": 120, "carol": 130}[user]  # client IPs no other case uses
+    key = login(rolling_limited, user, f"198.51.100.{net}")
+    for n in range(2):
+        resp = as_client(
+            rolling_limited, f"198.51.100.{net + 1 + n}", "POST", COMMENTS,
+            json=comment(f"rl-user-{n}", user), headers={"Authorization": key},
+        )
+        assert resp.status_code == 200, resp.text
+    resp = as_client(
+        rolling_limited, f"198.51.100.{net + 5}", "POST", COMMENTS,
+        json=comment("rl-user-spelt", user), headers={"Authorization": spelling.format(key)},
+    )
+    assert resp.status_code == 429, resp.text
+    assert resp.json()["message"] == LIMITED
+    resp = as_client(rolling_limited, f"198.51.100.{net + 6}", "GET", COMMENTS, headers={"Authorization": key})
+    assert resp.status_code == 200, resp.text  # the key itself is fine
+
+
+def test_one_ipv6_network_is_one_client(rolling_limited: GatewayProcess) -> None:
+    """Anyone holding an IPv6 /64 (every home line) has 2**64 addresses: a per-IP budget per
+    address is no limit. Addresses of one /64 share a budget, and an IPv4-mapped address is its
+    IPv4 address."""
+    likes = "/api/collections/likes/records"
+    assert as_client(rolling_limited, "2001:db8:7:7::1", "GET", likes).status_code == 200
+    assert as_client(rolling_limited, "2001:db8:7:7:0:0:0:2", "GET", likes).status_code == 200
+    assert as_client(rolling_limited, "2001:db8:7:7:ffff::3", "GET", likes).status_code == 429
+    assert as_client(rolling_limited, "2001:db8:7:8::1", "GET", likes).status_code == 200  # another /64
+    assert as_client(rolling_limited, "198.51.100.90", "GET", likes).status_code == 200
+    assert as_client(rolling_limited, "::ffff:198.51.100.90", "GET", likes).status_code == 200
+    assert as_client(rolling_limited, "198.51.100.90", "GET", likes).status_code == 429
 
 
 # ------------------------------------------------------------------------------ rolling sessions

@@ -57,6 +57,7 @@ from ..limitstore import (
 from ..metrics import Metrics
 from ..ratelimit import Rules, RuleSpec
 from ..routing import BATCH, Route
+from ..sessions import bare_key
 from ..settings import Settings
 
 #: Auth routes whose 200 answer carries a token and the record it authenticates.
@@ -282,11 +283,9 @@ def _seconds(ms: int) -> int:
 
 
 def _token(value: bytes | None) -> str:
-    """The token as PocketBase reads the header (an optional ``Bearer `` prefix)."""
-    if not value:
-        return ""
-    text = value.decode("latin-1").strip()
-    return text[7:] if text.startswith("Bearer ") else text
+    """The credential as the session layer reads it (``bare_key``), so that no spelling of a
+    key or token the gateway or PocketBase accepts escapes its user's count."""
+    return bare_key(value).decode("latin-1") if value else ""
 
 
 def _hash(token: str) -> str:

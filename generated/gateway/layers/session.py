@@ -34,6 +34,7 @@ from ..sessions import (
     REUSED,
     SessionStore,
     StoreUnavailable,
+    bare_key,
     key_hash,
     new_file_key,
     new_key,
@@ -63,7 +64,6 @@ _LOGINS = frozenset(
     {"auth.auth-with-password", "auth.auth-with-otp", "auth.auth-with-oauth2", "auth.impersonate"}
 )
 _REFRESH = "auth.auth-refresh"
-_BEARER = b"bearer "
 #: Lifetime of a session whose token says no ``exp`` (PocketBase always sets one).
 _DEFAULT_TTL = 3600.0
 
@@ -106,7 +106,7 @@ class Sessions:
         if given is None:
             return None
         rest = [(k, v) for k, v in headers if k != b"authorization"]
-        key = _bare(given)
+        key = bare_key(given)
         hashed = key_hash(key)
         token = await self._resolve(hashed) if key else None
         if token is None:
@@ -179,7 +179,7 @@ class Sessions:
 
     async def _logout(self, scope: Scope, send: Send) -> None:
         given = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        key = _bare(given) if given is not None else b""
+        key = bare_key(given) if given is not None else b""
         active = await self.store.revoke(key_hash(key)) if key else None
         if active is None:
             raise ApiError(401, INVALID_TOKEN)
@@ -240,14 +240,6 @@ class _Rewrite:
             return 401, [(b"content-type", b"application/json")], error.body()
         answer["token"] = key
         return 200, headers, orjson.dumps(answer)
-
-
-def _bare(value: bytes) -> bytes:
-    """The credential of an ``Authorization`` value (PocketBase allows a ``Bearer`` prefix)."""
-    value = value.strip()
-    if value[:7].lower() == _BEARER:
-        value = value[7:].strip()
-    return value
 
 
 def _ttl(claims: dict[str, Any], now: float) -> float:
