@@ -9,7 +9,7 @@ log line) or ``closed`` (503). In the chain only when there are rules and
 ``HAPTA_RATE_LIMIT_ENABLED`` is true.
 
 Who a caller is. ``ip`` rules count the client address (``RequestState.client``: the peer, or
-what a trusted proxy said). ``global`` rules count everyone together. ``user`` rules count the
+what a trusted proxy said), an IPv6 address by its /64 (``clientip.network_of``). ``global`` rules count everyone together. ``user`` rules count the
 authenticated identity, but only one that PocketBase vouched for: the gateway cannot verify a
 PocketBase token itself (the signing key is PocketBase's), and PocketBase treats an invalid
 token as a guest rather than refusing it, so neither the token's claims nor a 2xx answer prove
@@ -45,6 +45,7 @@ from ..asgi import (
     state,
 )
 from ..catalog import BY_NAME
+from ..clientip import network_of
 from ..errors import JSON_HEADERS, ApiError, envelope
 from ..limitstore import (
     Decision,
@@ -103,11 +104,11 @@ class RateLimit:
         assert route is not None
         learn = self.rules.per_user and route.name in _TOKEN_ROUTES
         if route is BATCH and self.rules.per_operation:
-            st.charge = self._charger(scope, "ip:" + st.client)
+            st.charge = self._charger(scope, "ip:" + network_of(st.client))
         rules = self.rules.for_route(route)
         if rules:
             try:
-                ip = "ip:" + st.client
+                ip = "ip:" + network_of(st.client)
                 user = ip
                 if self.rules.per_user and any(r.per == "user" for r in rules):
                     user = await self._user(scope) or ip
