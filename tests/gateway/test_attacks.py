@@ -14,7 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_support import PASSWORDS, TRUSTED_PROXY, USER_IDS, GatewayProcess
+from gateway_support import (
+    PASSWORDS,
+    TRUSTED_PROXY,
+    USER_IDS,
+    EventStream,
+    GatewayProcess,
+    wait_until,
+)
 from test_ratelimit import ON, build
 
 from hapta_gen.dev.pbserver import PocketBaseServer
@@ -227,6 +234,25 @@ def test_one_ipv6_network_is_one_client(rolling_limited: GatewayProcess) -> None
     assert as_client(rolling_limited, "198.51.100.90", "GET", likes).status_code == 200
     assert as_client(rolling_limited, "::ffff:198.51.100.90", "GET", likes).status_code == 200
     assert as_client(rolling_limited, "198.51.100.90", "GET", likes).status_code == 429
+
+
+def test_one_ipv6_network_holds_one_clients_realtime_streams(own_pb: PocketBaseServer, tmp_path: Path) -> None:
+    """``HAPTA_MAX_STREAMS_PER_IP`` is per client: another address of the same /64 is the same
+    client, or one line could hold every stream the gateway has."""
+    env = {"HAPTA_TRUSTED_PROXIES": f"{TRUSTED_PROXY}/32", "HAPTA_MAX_STREAMS_PER_IP": "1"}
+    process = GatewayProcess(own_pb.url, env=env, tmp=tmp_path).start()
+    stream = EventStream(process.url, headers={"X-Forwarded-For": "2001:db8:9:9::1"}, local_address=TRUSTED_PROXY)
+    try:
+        wait_until(lambda: process.sse_clients() == 1, what="the first stream open")
+        headers = {"X-Forwarded-For": "2001:db8:9:9::2"}
+        with (
+            httpx.Client(transport=httpx.HTTPTransport(local_address=TRUSTED_PROXY), timeout=10) as client,
+            client.stream("GET", f"{process.url}/api/realtime", headers=headers) as resp,
+        ):
+            assert resp.status_code == 429
+    finally:
+        stream.close()
+        process.stop()
 
 
 # ------------------------------------------------------------------------------ rolling sessions
