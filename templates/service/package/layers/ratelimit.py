@@ -162,9 +162,7 @@ class RateLimit:
                 spec = BY_NAME.get(collection)
                 if spec is None:
                     continue
-                rules = tuple(
-                    r for r in self.rules.for_route(Route(name, spec)) if r.label != "*"
-                )
+                rules = tuple(r for r in self.rules.for_route(Route(name, spec)) if r.label != "*")
                 if not rules:
                     continue
                 user = ip
