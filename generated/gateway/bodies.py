@@ -42,8 +42,9 @@ _BATCH_ITEM = ("method", "url", "body", "headers")
 
 def check_body(
     route_name: str, collection: str | None, content_type: bytes, raw: bytes, query: bytes
-) -> None:
-    """Raise unless PocketBase's reading of this (in-memory) body passes the gateway's checks.
+) -> list[tuple[str, str]]:
+    """Raise unless PocketBase's reading of this (in-memory) body passes the gateway's checks;
+    a batch's record operations (``check_batch_requests``), else ``[]``.
 
     The route is given by names, so the check can run in a worker process (``offload``).
     """
@@ -51,9 +52,10 @@ def check_body(
     if route_name in RECORD_WRITES and spec is not None:
         record_body(route_name, spec, content_type, raw, query)
     elif route_name == BATCH.name:
-        batch_payload(raw, content_type, query)
+        return batch_payload(raw, content_type, query)
     elif route_name == REALTIME_SUBSCRIBE.name:
         check_subscribe(raw, content_type, query)
+    return []
 
 
 def streams_multipart(route: Route, content_type: bytes) -> bool:
@@ -102,8 +104,9 @@ def multipart_record(
     required_files(route_name, spec, {*data.keys(), *(key.strip("+") for key in upload_keys)})
 
 
-def batch_payload(raw: bytes, content_type: bytes, query: bytes) -> None:
-    """``/api/batch``: the requests PocketBase will run, each checked (``check_batch_requests``)."""
+def batch_payload(raw: bytes, content_type: bytes, query: bytes) -> list[tuple[str, str]]:
+    """``/api/batch``: the requests PocketBase will run, each checked (``check_batch_requests``);
+    their operations."""
     kind = body_kind(content_type)
     if not raw:
         found: Any = {}
@@ -122,7 +125,7 @@ def batch_payload(raw: bytes, content_type: bytes, query: bytes) -> None:
         )
     for item in requests:
         canonical(item, _BATCH_ITEM, BATCH_UNREADABLE)
-    check_batch_requests(requests)
+    return check_batch_requests(requests)
 
 
 def _json_keys(raw: bytes) -> set[str]:

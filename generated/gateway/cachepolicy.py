@@ -8,7 +8,8 @@ Scope: the exact credential, a hash of every ``Authorization`` value (``b""`` wi
 Entries are filled only under the caller's own scope, so the ones without a credential are the
 shared ones; an authenticated caller also reads those, but only when PocketBase would send it the
 same bytes: the collection's rule for the operation and every expanded collection's view rule
-are ``""``, no auth collection is in the answer (PocketBase shows an auth record's ``email`` to
+are ``""``, the filter and sort stay within the collection (through a relation PocketBase applies
+the rules of the collections reached), no auth collection is in the answer (PocketBase shows an auth record's ``email`` to
 its owner), and the token says it belongs to an exposed auth collection (a superuser sees hidden
 fields). That claim is unverified, and it only ever narrows what is shared.
 
@@ -140,10 +141,14 @@ def _static(
     tags = set(DEPENDS[spec.name] if listing else _record_tags(spec, route.record_id))
     for target in expanded:
         tags |= DEPENDS[target.name]
-    if any(rule for rule in rules) or any(_REACHES.search(text) for text in filters):
+    reaches = any(_REACHES.search(text) for text in filters)
+    if reaches or any(rule for rule in rules):
         tags.add(ANY)
     shareable = (
         all(rule == "" for rule in rules)
+        # a filter or sort through a relation applies the rules of what it reaches
+        # (``author.attachments_via_owner.title``): its answer depends on the caller
+        and not reaches
         and spec.kind != "auth"
         and all(e.kind != "auth" for e in expanded)
     )

@@ -94,6 +94,16 @@ def new_file_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+def bare_key(value: bytes) -> bytes:
+    """The credential of an ``Authorization`` value: a ``Bearer`` prefix (any case) and spaces
+    around dropped. The session layer reads keys this way, and the rate limits read every
+    credential so (a spelling PocketBase would not take only ever counts against its user)."""
+    value = value.strip()
+    if value[:7].lower() == b"bearer ":
+        value = value[7:].strip()
+    return value
+
+
 def key_hash(key: str | bytes) -> str:
     data = key.encode() if isinstance(key, str) else key
     return hashlib.sha256(data).hexdigest()

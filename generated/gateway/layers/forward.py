@@ -22,6 +22,7 @@ import time
 
 from .. import logs
 from ..asgi import Headers, Message, Receive, RequestState, Scope, Send, state
+from ..clientip import network_of
 from ..errors import BUSY, UPSTREAM_DOWN, UPSTREAM_TIMEOUT, ApiError
 from ..metrics import Metrics
 from ..realtime import relay
@@ -140,7 +141,7 @@ class Forward:
     ) -> None:
         """A realtime stream on an upstream connection of its own (see ``realtime``), within
         the bounds on streams per client IP and in total (``streams``)."""
-        with self.streams.slot(st.client):
+        with self.streams.slot(network_of(st.client)):
             await self._relay(route, st, scope, receive, send)
 
     async def _relay(

@@ -9,7 +9,7 @@ log line) or ``closed`` (503). In the chain only when there are rules and
 ``HAPTA_RATE_LIMIT_ENABLED`` is true.
 
 Who a caller is. ``ip`` rules count the client address (``RequestState.client``: the peer, or
-what a trusted proxy said). ``global`` rules count everyone together. ``user`` rules count the
+what a trusted proxy said), an IPv6 address by its /64 (``clientip.network_of``). ``global`` rules count everyone together. ``user`` rules count the
 authenticated identity, but only one that PocketBase vouched for: the gateway cannot verify a
 PocketBase token itself (the signing key is PocketBase's), and PocketBase treats an invalid
 token as a guest rather than refusing it, so neither the token's claims nor a 2xx answer prove
@@ -35,6 +35,7 @@ from .. import logs
 from ..asgi import (
     STATE,
     ASGIApp,
+    Charge,
     Headers,
     Message,
     Receive,
@@ -44,7 +45,9 @@ from ..asgi import (
     header,
     respond,
 )
-from ..errors import JSON_HEADERS, envelope
+from ..catalog import BY_NAME
+from ..clientip import network_of
+from ..errors import JSON_HEADERS, ApiError, envelope
 from ..limitstore import (
     Decision,
     MemoryWindows,
@@ -55,6 +58,8 @@ from ..limitstore import (
 )
 from ..metrics import Metrics
 from ..ratelimit import Rules, RuleSpec
+from ..routing import BATCH, Route
+from ..sessions import bare_key
 from ..settings import Settings
 
 #: Auth routes whose 200 answer carries a token and the record it authenticates.
@@ -98,10 +103,12 @@ class RateLimit:
         st: RequestState = scope[STATE]
         route = st.route
         assert route is not None
+        if route is BATCH and self.rules.per_operation:
+            st.charge = self._charger(scope, "ip:" + network_of(st.client))
         rules = self.rules.for_route(route)
         if rules:
             try:
-                ip = "ip:" + st.client
+                ip = "ip:" + network_of(st.client)
                 user = ip
                 if self.rules.per_user and any(r.per == "user" for r in rules):
                     user = await self._user(scope) or ip
@@ -156,6 +163,43 @@ class RateLimit:
         answer = _AuthAnswer(send)
         await self.app(scope, receive, answer.send)
         await self._learn(answer)
+
+    def _charger(self, scope: Scope, ip: str) -> Charge:
+        """Counts a batch's items as PocketBase does: each against the rules of its collection
+        and operation (``posts:create``...), one after the other; the first refused raises."""
+        verified: list[str] = []
+
+        async def charge(operations: list[tuple[str, str]]) -> None:
+            for name, collection in operations:
+                spec = BY_NAME.get(collection)
+                if spec is None:
+                    continue
+                rules = tuple(r for r in self.rules.for_route(Route(name, spec)) if r.label != "*")
+                if not rules:
+                    continue
+                user = ip
+                if any(r.per == "user" for r in rules):
+                    if not verified:  # looked up once, when a rule first needs it
+                        verified.append(await self._user(scope) or ip)
+                    user = verified[0]
+                try:
+                    decisions = await self.windows.hit(self._checks(rules, ip, user))
+                except StoreDown as exc:
+                    self._store_down(exc)
+                    if self.fail_open:
+                        return
+                    raise ApiError(503, UNAVAILABLE, headers=[(b"retry-after", b"1")]) from None
+                refused = [(r, d) for r, d in zip(rules, decisions, strict=True) if not d.allowed]
+                if refused:
+                    rule, decision = max(refused, key=lambda rd: rd[1].reset_ms)
+                    self.metrics.ratelimited(rule.name)
+                    headers = [
+                        (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
+                        *_limit_headers(rule, decision),
+                    ]
+                    raise ApiError(429, rule.message, headers=headers)
+
+        return charge
 
     @staticmethod
     def _checks(rules: tuple[RuleSpec, ...], ip: str, user: str) -> list[tuple[str, int, int]]:
@@ -256,11 +300,9 @@ def _seconds(ms: int) -> int:
 
 
 def _token(value: bytes | None) -> str:
-    """The token as PocketBase reads the header (an optional ``Bearer `` prefix)."""
-    if not value:
-        return ""
-    text = value.decode("latin-1").strip()
-    return text[7:] if text.startswith("Bearer ") else text
+    """The credential as the session layer reads it (``bare_key``), so that no spelling of a
+    key or token the gateway or PocketBase accepts escapes its user's count."""
+    return bare_key(value).decode("latin-1") if value else ""
 
 
 def _hash(token: str) -> str:

@@ -27,12 +27,14 @@ import orjson
 
 from ..asgi import STATE, ASGIApp, Message, Receive, RequestState, Scope, Send, respond
 from ..errors import ApiError
+from ..gorequest import pair_name
 from ..metrics import Metrics
 from ..routing import FILE_TOKEN, LOGOUT
 from ..sessions import (
     REUSED,
     SessionStore,
     StoreUnavailable,
+    bare_key,
     key_hash,
     new_file_key,
     new_key,
@@ -64,7 +66,6 @@ _LOGINS = frozenset(
 _REFRESH = "auth.auth-refresh"
 #: Calls whose answer may carry a token to turn into a key (``Sessions._issuer``).
 _ISSUING = _LOGINS | {_REFRESH, FILE_TOKEN.name}
-_BEARER = b"bearer "
 #: Lifetime of a session whose token says no ``exp`` (PocketBase always sets one).
 _DEFAULT_TTL = 3600.0
 
@@ -114,7 +115,7 @@ class Sessions:
         if given is None:
             return None
         rest = [(k, v) for k, v in headers if k != b"authorization"]
-        key = _bare(given)
+        key = bare_key(given)
         hashed = key_hash(key)
         token = await self._resolve(hashed) if key else None
         if token is None:
@@ -135,11 +136,12 @@ class Sessions:
     async def _swap_file_token(self, scope: Scope) -> None:
         """``?token=<file key>`` → PocketBase's file token; an unknown one is dropped."""
         pairs = scope["query_string"].split(b"&")
-        given = [p for p in pairs if p.startswith(b"token=")]
+        # by the name PocketBase reads: ``%74oken=`` is ``token=`` once Go decodes it
+        given = [p for p in pairs if pair_name(p) == "token"]
         if not given:
             return
-        rest = [p for p in pairs if not p.startswith(b"token=")]
-        value = unquote_to_bytes(given[0][6:].replace(b"+", b" "))
+        rest = [p for p in pairs if pair_name(p) != "token"]
+        value = unquote_to_bytes(given[0].partition(b"=")[2].replace(b"+", b" "))
         token = await self.store.get_file(key_hash(value), time.time()) if value else None
         if token is not None:
             rest.append(b"token=" + quote(token, safe="").encode())
@@ -187,7 +189,7 @@ class Sessions:
 
     async def _logout(self, scope: Scope, send: Send) -> None:
         given = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        key = _bare(given) if given is not None else b""
+        key = bare_key(given) if given is not None else b""
         active = await self.store.revoke(key_hash(key)) if key else None
         if active is None:
             raise ApiError(401, INVALID_TOKEN)
@@ -248,14 +250,6 @@ class _Rewrite:
             return 401, [(b"content-type", b"application/json")], error.body()
         answer["token"] = key
         return 200, headers, orjson.dumps(answer)
-
-
-def _bare(value: bytes) -> bytes:
-    """The credential of an ``Authorization`` value (PocketBase allows a ``Bearer`` prefix)."""
-    value = value.strip()
-    if value[:7].lower() == _BEARER:
-        value = value[7:].strip()
-    return value
 
 
 def _ttl(claims: dict[str, Any], now: float) -> float:

@@ -42,12 +42,13 @@ class Validate:
     async def _body(self, route: Route, scope: Scope, receive: Receive) -> bytes | Body:
         """The body to forward, read and checked; a multipart record write streams into a
         spooled file, checked part by part as it arrives."""
+        st = state(scope)
         content_type = header(scope, b"content-type") or b""
         if streams_multipart(route, content_type):
             return await self._multipart(route, scope, receive, multipart_boundary(content_type))
         raw = await read_body(receive, self.max_body_size)
         collection = route.collection.name if route.collection is not None else None
-        await run_checked(
+        operations = await run_checked(
             check_body,
             route.name,
             collection,
@@ -56,6 +57,8 @@ class Validate:
             scope["query_string"],
             size=len(raw),
         )
+        if operations and st.charge is not None:
+            await st.charge(operations)  # each item counts, as PocketBase counts it
         return raw
 
     async def _multipart(

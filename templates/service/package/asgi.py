@@ -23,6 +23,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
+#: Counts a batch's record operations, (route name, collection name), against the rate limits.
+Charge = Callable[[list[tuple[str, str]]], Awaitable[None]]
 
 #: The ``scope`` key of the request's ``RequestState``.
 STATE = "hapta"
@@ -33,6 +35,7 @@ class RequestState:
 
     __slots__ = (
         "body",
+        "charge",
         "client",
         "responding",
         "route",
@@ -58,6 +61,9 @@ class RequestState:
         self.upstream_ms: float | None = None
         #: The response has begun: a failure now can only cut the connection.
         self.responding = False
+        #: Set by the rate limits on a batch: counts its record operations (``validate`` calls
+        #: it once the body is read), raising a 429 ``ApiError`` when one is over its limit.
+        self.charge: Charge | None = None
 
     @property
     def route_name(self) -> str:
@@ -117,4 +123,4 @@ async def respond(scope: Scope, send: Send, status: int, headers: Headers, body:
 
 async def send_error(scope: Scope, send: Send, exc: ApiError) -> None:
     """``exc`` in PocketBase's envelope."""
-    await respond(scope, send, exc.status, JSON_HEADERS, exc.body())
+    await respond(scope, send, exc.status, [*JSON_HEADERS, *exc.headers], exc.body())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -60,6 +61,22 @@ class ClientIP:
             if not self.is_trusted(candidate):
                 return candidate
         return peer
+
+
+@lru_cache(maxsize=10_000)
+def network_of(address: str) -> str:
+    """Who a per-IP count is for: an IPv4 address; an IPv6 address's /64 (one subscriber line
+    holds 2**64 addresses, so counting each would be no limit); an IPv4-mapped IPv6 address
+    (``::ffff:198.51.100.7``) is its IPv4 address. Anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _strip_port(hop: str) -> str:

@@ -24,11 +24,19 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 class ApiError(Exception):
     """An answer in PocketBase's envelope; ``data`` maps a field to ``{code, message}``."""
 
-    def __init__(self, status: int, message: str, data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        data: dict[str, Any] | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.data = data or {}
+        #: Headers of the answer besides the JSON ones (``Retry-After``...).
+        self.headers = headers or []
 
     def body(self) -> bytes:
         return envelope(self.status, self.message, self.data)

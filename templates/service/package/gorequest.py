@@ -61,6 +61,19 @@ def query_pairs(raw: bytes, *, strict: bool = False) -> list[tuple[str, str]]:
     return pairs
 
 
+def pair_name(pair: bytes) -> str | None:
+    """The name Go's ``url.ParseQuery`` reads in one ``&``-separated pair (``%74oken`` is
+    ``token``), or ``None`` when it drops the pair."""
+    if not pair or b";" in pair:
+        return None
+    key, _, value = pair.partition(b"=")
+    try:
+        _unescape(value)
+        return _unescape(key)
+    except Unreadable:
+        return None
+
+
 def first(pairs: Iterable[tuple[str, str]], key: str) -> str:
     """``Values.Get``: the first value of ``key``, ``""`` when there is none."""
     return next((v for k, v in pairs if k == key), "")

@@ -76,6 +76,8 @@ class Rules:
     def __init__(self, rules: tuple[RuleSpec, ...]) -> None:
         self.rules = rules
         self.per_user = any(r.per == "user" for r in rules)
+        #: Some rule names a collection's operation (``posts:create``): a batch's items count.
+        self.per_operation = any(":" in r.label for r in rules)
         self._cache: dict[tuple[str, str], tuple[RuleSpec, ...]] = {}
 
     def __bool__(self) -> bool:

@@ -437,8 +437,10 @@ def required_files(route_name: str, spec: CollectionSpec, present: Any) -> None:
             )
 
 
-def check_batch_requests(requests: list[Any]) -> None:
-    """Every item: a record write (POST/PUT/PATCH/DELETE) to an exposed collection, valid body."""
+def check_batch_requests(requests: list[Any]) -> list[tuple[str, str]]:
+    """Every item: a record write (POST/PUT/PATCH/DELETE) to an exposed collection, valid body.
+    The items' operations, as (route name, collection name): an upsert counts as a create."""
+    operations: list[tuple[str, str]] = []
     for index, item in enumerate(requests):
         try:
             if not isinstance(item, dict):
@@ -461,6 +463,7 @@ def check_batch_requests(requests: list[Any]) -> None:
                 or route.collection is None
             ):
                 raise ApiError(400, "Invalid batch request.")
+            operations.append((route.name, route.collection.name))
             if url.query:
                 check_query(route.name, route.collection, url.query.encode())
             body = item.get("body")
@@ -477,3 +480,4 @@ def check_batch_requests(requests: list[Any]) -> None:
             raise ApiError(
                 400, "Batch transaction failed.", {"requests": {str(index): failure}}
             ) from None
+    return operations
