@@ -275,31 +275,3 @@ def test_a_raw_file_token_in_an_encoded_query_name_is_not_forwarded(
     with httpx.Client(base_url=rolling.url, timeout=30) as gw:
         resp = gw.get(f"{path}?{spelling}={raw}")
     assert resp.status_code == 404, resp.status_code  # as PocketBase answers without a token
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a realtime stream keeps the PocketBase auth its subscription had: logout and reuse "
-    "revocation do not reach live streams yet (needs clientId -> session family, and on revoke "
-    "the stream ended, across nodes through Valkey pub/sub)",
-)
-def test_logout_ends_what_a_stolen_key_subscribed_to(
-    own_pb: PocketBaseServer, rolling: GatewayProcess, bob: str
-) -> None:
-    """A thief subscribes to bob's owner-only attachments with a stolen key; bob logs out to
-    end the session. Nothing private may reach the thief's open stream afterwards."""
-    with httpx.Client(base_url=rolling.url, timeout=30) as gw:
-        key = gw.post(
-            "/api/collections/users/auth-with-password",
-            json={"identity": "bob@postly.test", "password": PASSWORDS["bob"]},
-        ).json()["token"]
-        with EventStream(rolling.url) as stream:
-            body = {"clientId": stream.client_id, "subscriptions": ["attachments"]}
-            assert gw.post("/api/realtime", json=body, headers={"Authorization": key}).status_code == 204
-            assert gw.post("/api/hapta/logout", headers={"Authorization": key}).status_code == 204
-            with httpx.Client(base_url=own_pb.url, timeout=30) as pb:
-                changed = pb.patch(ATTACHMENT, json={"title": "after logout"}, headers={"Authorization": bob})
-                assert changed.status_code == 200, changed.text
-            stream.ended.wait(timeout=3)  # an ended stream is the fix; an event is the leak
-            leaked = [e for e in stream.received() if "after logout" in e.get("data", "")]
-            assert not leaked, leaked
