@@ -48,6 +48,10 @@ export type PostsTags = "news" | "python" | "go" | "4K" | "1" | "c++" | "how-to"
 
 export type UsersRole = "member" | "moderator" | "admin"
 
+// Typed json fields (hapta.yaml's json_schemas)
+
+export type PostsMeta = { lang?: string; tags?: Array<string>; wordCount?: number; featured?: boolean; sources?: Array<string> }
+
 // Record types: each collection's fields
 
 export type AttachmentsRecord = {
@@ -115,7 +119,7 @@ export type PostsRecord = {
 	gallery?: string[]
 	author?: string
 	coauthors?: string[]
-	meta?: unknown
+	meta?: PostsMeta | null
 	website?: string
 	contact?: string
 	location?: GeoPoint
@@ -266,7 +270,7 @@ export type PostsCreate = {
 	gallery?: FileNames | FileUpload | null
 	author: string
 	coauthors?: string[] | string | null
-	meta?: unknown
+	meta?: PostsMeta | null
 	website?: string | null
 	contact?: string | "" | null
 	location?: GeoPoint | null
@@ -329,7 +333,7 @@ export type PostsUpdate = {
 	gallery?: FileNames | FileUpload | null
 	author?: string | null
 	coauthors?: string[] | string | null
-	meta?: unknown
+	meta?: PostsMeta | null
 	website?: string | null
 	contact?: string | "" | null
 	location?: GeoPoint | null

@@ -1,7 +1,9 @@
 """IR → ``{path: text}``: a declarative plan of templates, rendered with StrictUndefined.
 
 Templates are named after the file they produce and only loop and print strings the IR
-already holds. Files under ``templates/service`` without a ``.jinja`` suffix are static runtime
+already holds. ``hapta.yaml``'s ``templates`` names a folder of the user's own: a file there
+with the same relative path as a built-in one (``list_templates``) replaces it, static files
+included; Jinja's ``include``/``extends`` look there first too. Files under ``templates/service`` without a ``.jinja`` suffix are static runtime
 code, copied as they are. ``package`` in a template path stands for the generated package's
 import name. The DO-NOT-EDIT header is added here, once, in the comment syntax of each file.
 """
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import jinja2
 
+from ..errors import ConfigError
+from ..ir.config import Config
 from ..ir.model import CollectionIR, SchemaIR
 from . import pytypes
 from .header import HEADER, with_header
@@ -46,6 +50,7 @@ PLAN: tuple[Target, ...] = (
     Target("package/models/collection.py.jinja", "{package}/models/{module}.py", per_collection=True),
     Target("package/catalog.py.jinja", "{package}/catalog.py"),
     Target("package/ratelimit_rules.py.jinja", "{package}/ratelimit_rules.py"),
+    Target("package/jsonschemas.py.jinja", "{package}/jsonschemas.py"),
 )
 #: Files computed in Python rather than from a template (``openapi.json``, ``types.ts``), by
 #: output path; the caller passes them in, so this stage depends on no other stage's printer.
@@ -69,13 +74,17 @@ FILTERS: dict[str, Callable[..., str]] = {
 }
 
 
-def render(ir: SchemaIR, computed: Computed | None = None) -> dict[str, str]:
+def render(
+    ir: SchemaIR, computed: Computed | None = None, *, overrides: Path | None = None
+) -> dict[str, str]:
     """Every output file of the generated service, with its header, unformatted; plus the
     ``computed`` files as their functions print them (with the header where the file type has
-    comments)."""
+    comments). ``overrides``: a folder whose files replace the built-in templates of the same
+    relative path (``template_overrides``)."""
     root = templates_dir() / "service"
+    search = [str(overrides), str(root)] if overrides is not None else [str(root)]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)),
+        loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -90,7 +99,8 @@ def render(ir: SchemaIR, computed: Computed | None = None) -> dict[str, str]:
             files[path] = with_header(path, template.render(**context))
     for rel in _static_files(root):
         path = rel.replace("package/", f"{ir.package}/", 1) if rel.startswith("package/") else rel
-        files[path] = with_header(path, (root / rel).read_text(encoding="utf-8"))
+        source = overrides / rel if overrides is not None and (overrides / rel).is_file() else root / rel
+        files[path] = with_header(path, source.read_text(encoding="utf-8"))
     for path, compute in (computed or {}).items():
         files[path] = with_header(path, compute(ir))
     return dict(sorted(files.items()))
@@ -103,6 +113,45 @@ def static_paths(ir: SchemaIR) -> frozenset[str]:
         rel.replace("package/", f"{ir.package}/", 1) if rel.startswith("package/") else rel
         for rel in _static_files(root)
     )
+
+
+def list_templates() -> list[tuple[str, str]]:
+    """Every built-in template a ``templates:`` folder may override: (relative path, what it
+    makes), in path order."""
+    root = templates_dir() / "service"
+    planned = {t.template: t for t in PLAN}
+    out = []
+    for rel in sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()):
+        if "__pycache__" in rel:
+            continue
+        target = planned.get(rel)
+        if target is not None:
+            each = ", one per collection" if target.per_collection else ""
+            out.append((rel, f"Jinja template → {target.path}{each}"))
+        elif not rel.endswith(".jinja"):
+            out.append((rel, "runtime code, copied as is (package/ is the package's name)"))
+    return out
+
+
+def template_overrides(config: Config) -> Path | None:
+    """``hapta.yaml``'s ``templates`` folder (relative to the hapta.yaml), checked: it exists,
+    and every file in it replaces a built-in template (a stray name is a typo, not a no-op)."""
+    if config.templates is None:
+        return None
+    folder = config.base_dir / config.templates
+    if not folder.is_dir():
+        raise ConfigError(
+            f"templates: {config.templates}: no such folder (paths are relative to hapta.yaml)"
+        )
+    known = {rel for rel, _ in list_templates()}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_file() and "__pycache__" not in rel and rel not in known:
+            raise ConfigError(
+                f"templates: {config.templates}: {rel} replaces no built-in template "
+                "(see hapta-gen build --list-templates)"
+            )
+    return folder
 
 
 def _instances(target: Target, ir: SchemaIR) -> Iterator[tuple[str, dict[str, object]]]:

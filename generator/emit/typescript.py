@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from ..ir.model import CollectionIR, FieldIR, SchemaIR
 from ..ir.types import SlotIR, TypeIR
@@ -141,6 +142,8 @@ def typescript_text(ir: SchemaIR) -> str:
         _PRELUDE.rstrip("\n"),
         *(["// Select options"] if any(c.literals for c in ir.collections) else []),
         *[_literals(c) for c in ir.collections if c.literals],
+        *(["// Typed json fields (hapta.yaml's json_schemas)"] if ir.json_fields else []),
+        *[f"export type {jf.class_name} = {schema_ts(jf.schema)}" for jf in ir.json_fields],
         "// Record types: each collection's fields",
         *[_record(c) for c in ir.collections],
         "// Response types: the fields and the system fields, as PocketBase returns them",
@@ -156,6 +159,66 @@ def typescript_text(ir: SchemaIR) -> str:
         _typed_pocketbase(ir),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+_TS_PRIMITIVES = {"string": "string", "integer": "number", "number": "number",
+                  "boolean": "boolean", "null": "null"}
+
+
+def schema_ts(schema: Any, root: Any = None, depth: int = 0) -> str:
+    """A JSON Schema as a TypeScript type, where it is simple (types, enums, objects, arrays,
+    unions, local ``$ref``s); ``unknown`` for the rest (the gateway checks the schema itself)."""
+    root = schema if root is None else root
+    if depth > 8 or not isinstance(schema, dict):
+        return "unknown" if schema is not False else "never"
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        target = _pointer(root, ref)
+        return schema_ts(target, root, depth + 1) if target is not None else "unknown"
+    if "const" in schema:
+        return json.dumps(schema["const"], ensure_ascii=False)
+    if isinstance(schema.get("enum"), list):
+        return " | ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"]) or "never"
+    for word, joiner in (("anyOf", " | "), ("oneOf", " | "), ("allOf", " & ")):
+        if isinstance(schema.get(word), list) and schema[word]:
+            return "(" + joiner.join(schema_ts(s, root, depth + 1) for s in schema[word]) + ")"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " | ".join(_typed(schema, k, root, depth) for k in kind) or "unknown"
+    return _typed(schema, kind, root, depth)
+
+
+def _typed(schema: dict[str, Any], kind: Any, root: Any, depth: int) -> str:
+    if kind in _TS_PRIMITIVES:
+        return _TS_PRIMITIVES[kind]
+    if kind == "array":
+        items = schema.get("items")
+        return f"Array<{schema_ts(items, root, depth + 1) if isinstance(items, dict) else 'unknown'}>"
+    if kind == "object" or (kind is None and "properties" in schema):
+        props = schema.get("properties") or {}
+        required = set(schema.get("required") or ())
+        members = [
+            f"{key(name)}{'' if name in required else '?'}: {schema_ts(sub, root, depth + 1)}"
+            for name, sub in props.items()
+        ]
+        extra = schema.get("additionalProperties")
+        if not props:
+            value = schema_ts(extra, root, depth + 1) if isinstance(extra, dict) else "unknown"
+            return f"Record<string, {value}>"
+        return "{ " + "; ".join(members) + " }"
+    return "unknown"
+
+
+def _pointer(root: Any, ref: str) -> Any:
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for part in ref[2:].split("/") if ref != "#" else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def response_name(c: CollectionIR) -> str:

@@ -13,9 +13,10 @@ from ..errors import ConfigError
 from ..schema.model import PBCollection, PBField, PBSchema
 from . import fieldtypes, naming, types
 from .config import Config
+from .jsonfields import JsonFieldIR, JsonSchemaDoc, check_fields
 from .model import CollectionIR, ExpandIR, FieldIR, FileIR, LiteralIR, ModifierIR, SchemaIR
 from .ratelimits import check_collections
-from .types import TypeIR
+from .types import SlotIR, TypeIR
 
 #: Suffixes of the per-collection names (``Response``: the TypeScript types' own).
 _RECORD_SUFFIXES = ("Record", "Create", "Update", "Page", "Expand", "Response")
@@ -28,8 +29,11 @@ class _Names:
     prefix: str
 
 
-def analyze(schema: PBSchema, config: Config) -> SchemaIR:
-    """Build the frozen IR for ``schema`` under ``config``."""
+def analyze(
+    schema: PBSchema, config: Config, json_schemas: tuple[JsonSchemaDoc, ...] = ()
+) -> SchemaIR:
+    """Build the frozen IR for ``schema`` under ``config`` (``json_schemas``: the files of
+    its ``json_schemas``, read by ``jsonfields.load_json_schemas``)."""
     known = {c.name for c in schema.collections}
     unknown = sorted(set(config.exclude) - known)
     if unknown:
@@ -42,20 +46,25 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
     excluded = tuple(sorted(known - {c.name for c in exposed}))
     limits = config.rate_limits()
     check_collections(limits, {c.name for c in exposed})
+    check_fields(json_schemas, schema, {c.name for c in exposed})
     names = _assign_names(exposed)
     taken_globals = set(naming.MODEL_MODULE_NAMES) | naming.TS_NAMES
     for n in names.values():
         taken_globals.update(n.prefix + s for s in _RECORD_SUFFIXES)
+    json_fields = _json_fields(json_schemas, names, taken_globals)
     resolve = {c.id: c for c in exposed} | {c.name: c for c in exposed}
     back_refs = _back_references(exposed, resolve)
 
     collections = []
     for col in exposed:
         collections.append(
-            _collection(col, names, taken_globals, resolve, back_refs.get(col.name, []), schema)
+            _collection(
+                col, names, taken_globals, resolve, back_refs.get(col.name, []), schema,
+                {jf.field: jf for jf in json_fields if jf.collection == col.name},
+            )
         )
     return SchemaIR(
-        model_imports=_model_imports(collections),
+        model_imports=_model_imports(collections, json_fields),
         catalog_imports=naming.import_order(
             n for c in collections for n in (c.record_class, c.create_class, c.update_class) if n
         ),
@@ -76,7 +85,33 @@ def analyze(schema: PBSchema, config: Config) -> SchemaIR:
         warnings=schema.warnings + limits.warnings,
         typescript_out=config.typescript.out if config.typescript.enabled else "",
         sessions=config.sessions,
+        json_fields=json_fields,
     )
+
+
+def _json_fields(
+    docs: tuple[JsonSchemaDoc, ...], names: dict[str, _Names], taken_globals: set[str]
+) -> tuple[JsonFieldIR, ...]:
+    """Each typed json field's module and root class (``PostsMeta``), unique among the rest."""
+    modules: set[str] = set()
+    out = []
+    for doc in sorted(docs, key=lambda d: (d.collection, d.field)):
+        module = naming.module_name(f"{doc.collection}_{doc.field}", taken=modules)
+        modules.add(module)
+        cls = naming.class_name(
+            names[doc.collection].prefix + naming.class_name(doc.field), taken=taken_globals
+        )
+        taken_globals.add(cls)
+        out.append(JsonFieldIR(doc.collection, doc.field, module, cls, doc.source, doc.schema))
+    return tuple(out)
+
+
+def _typed_json(slot: SlotIR | None, jf: JsonFieldIR | None) -> SlotIR | None:
+    """A json field's slot typed with its schema's root model (the same key rules)."""
+    if slot is None or jf is None:
+        return slot
+    model = TypeIR("model", name=jf.class_name, nullable=slot.type.nullable)
+    return SlotIR(model, required=slot.required)
 
 
 def _assign_names(collections: list[PBCollection]) -> dict[str, _Names]:
@@ -112,6 +147,7 @@ def _collection(
     resolve: dict[str, PBCollection],
     back_refs: list[tuple[PBCollection, PBField]],
     schema: PBSchema,
+    typed_json: dict[str, JsonFieldIR],
 ) -> CollectionIR:
     own = names[col.name]
     attrs: set[str] = set(_BASE_ATTRS)
@@ -135,6 +171,10 @@ def _collection(
             create = None
         if f.primary_key:
             update = None  # a record's id cannot change
+        if f.type == "json" and f.name in typed_json:
+            jf = typed_json[f.name]
+            record = None if record is None else SlotIR(TypeIR("model", name=jf.class_name, nullable=True))
+            create, update = _typed_json(create, jf), _typed_json(update, jf)
         target = resolve.get(f.collection_id) if f.type == "relation" else None
         fields.append(
             FieldIR(
@@ -194,7 +234,11 @@ def _collection(
         public_list=col.rules.list == "",
         public_view=col.rules.view == "",
         expand_imports=tuple(expand_imports),
-        imports=_imports(fields, modifiers, expands, literals, writable, bool(expand_imports)),
+        imports=_imports(fields, modifiers, expands, literals, writable, bool(expand_imports))
+        + tuple(
+            (f".json_fields.{jf.module}", (jf.class_name,))
+            for jf in sorted(typed_json.values(), key=lambda jf: jf.module)
+        ),
         exports=literal_names + classes,
         auth_spec=auth_spec(col),
     )
@@ -239,10 +283,14 @@ def auth_spec(col: PBCollection) -> str:
     )
 
 
-def _model_imports(collections: list[CollectionIR]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``models/__init__``'s imports: ``.base`` and every collection module, sorted by module."""
+def _model_imports(
+    collections: list[CollectionIR], json_fields: tuple[JsonFieldIR, ...] = ()
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``models/__init__``'s imports: ``.base``, every collection module and the typed json
+    fields' root models, sorted by module."""
     modules = {"base": naming.import_order(("GeoPoint", "PageBase", "RecordBase"))}
     modules |= {c.module: naming.import_order(c.exports) for c in collections}
+    modules |= {f"json_fields.{jf.module}": (jf.class_name,) for jf in json_fields}
     return tuple(sorted(modules.items()))
 
 

@@ -19,6 +19,9 @@ ratelimit:                  # the default rule, in Hapta's shape (Duration in ms
 typescript:                 # TypeScript types for front ends (pocketbase-typegen's shape)
   out: types.ts             # relative to the build's --out; `enabled: false` writes none
 sessions: passthrough       # or rolling: the gateway's own rotating session keys
+json_schemas:               # typed json fields: a JSON Schema file per `collection.field`
+  posts.meta: schemas/post_meta.json  # relative to hapta.yaml (generator/ir/jsonfields.py)
+templates: overrides/       # your templates, replacing the built-in ones of the same path
 ```
 
 Values are taken as written (no ``"5"`` for 5, no ``1`` for true); an empty key means its
@@ -42,6 +45,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictStr,
     ValidationError,
     WithJsonSchema,
@@ -56,6 +60,8 @@ from .ratelimits import RateLimits, parse_ratelimits
 _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: A relative path of plain names ending in ``.ts`` (no ``..``, no absolute path).
+#: A ``json_schemas`` key: ``<collection>.<field>``.
+_JSON_FIELD = re.compile(r"^[^.\s]+\.[^.\s]+$")
 _TS_OUT = re.compile(r"^(?!.*(?:^|/)\.\.?(?:/|$))[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\.ts$")
 
 
@@ -151,6 +157,13 @@ class TypeScriptConfig(_Settings):
     ] = "types.ts"
 
 
+def _json_schemas(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not _JSON_FIELD.match(key):
+            raise ValueError(f"json_schemas key {key!r} must be <collection>.<field>")
+    return value
+
+
 def _package(value: str) -> str:
     if not _PACKAGE.match(value) or keyword.iskeyword(value):
         raise ValueError(f"package {value!r} is not a valid Python package name")
@@ -230,6 +243,41 @@ class Config(_Settings):
         ),
     )
 
+    json_schemas: Annotated[
+        dict[StrictStr, StrictStr],
+        AfterValidator(_json_schemas),
+        Field(
+            strict=False,  # a YAML mapping
+            description=(
+                "Typed json fields: '<collection>.<field>' → a JSON Schema file (relative to "
+                "hapta.yaml). The field is typed with models generated from it, the schema goes "
+                "into openapi.json, and the gateway refuses a body whose value does not match."
+            ),
+            json_schema_extra={"propertyNames": {"pattern": _JSON_FIELD.pattern}},
+        ),
+    ] = Field(default_factory=dict)
+    templates: StrictStr | None = Field(
+        default=None,
+        description=(
+            "A folder (relative to hapta.yaml) of your own templates: a file there with the "
+            "same relative path as a built-in one replaces it (`hapta-gen build "
+            "--list-templates`)."
+        ),
+    )
+
+    #: The folder of the hapta.yaml the settings were read from (relative paths start there).
+    _base_dir: Path = PrivateAttr(default_factory=Path)
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def with_base_dir(self, base_dir: Path) -> Config:
+        """The same settings, with relative paths (json_schemas, templates) read from ``base_dir``."""
+        copy = self.model_copy()
+        copy._base_dir = base_dir
+        return copy
+
     def rate_limits(self, source: str = "hapta.yaml") -> RateLimits:
         """The rate-limit rules, checked and normalised (``ratelimits.parse_ratelimits``)."""
         sections = self.model_dump(
@@ -248,7 +296,7 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return config_from_dict(data or {}, source=str(path))
+    return config_from_dict(data or {}, source=str(path)).with_base_dir(path.parent)
 
 
 def config_from_dict(data: object, *, source: str = "config") -> Config:

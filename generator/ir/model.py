@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..schema.model import AuthOptions, FieldType, Rules
+from .jsonfields import JsonFieldIR
 from .ratelimits import RateLimits
 from .types import SlotIR, TypeIR
 
@@ -177,6 +178,8 @@ class SchemaIR:
     typescript_out: str = ""
     #: ``hapta.yaml``'s ``sessions``: ``passthrough`` or ``rolling`` (the catalog's ``SESSIONS``).
     sessions: str = "passthrough"
+    #: ``hapta.yaml``'s ``json_schemas``: the typed json fields, by collection and field name.
+    json_fields: tuple[JsonFieldIR, ...] = ()
 
     def collection(self, name: str) -> CollectionIR:
         return next(c for c in self.collections if c.name == name)

@@ -100,7 +100,10 @@ def module_name(name: str, *, taken: Iterable[str] = ()) -> str:
     return _unique(base, _as_set(taken))
 
 
-_RESERVED_MODULES = frozenset({"base", "types", "typing", "enum", "json", "__init__", "datetime"})
+#: ``json_fields``: the sub-package of the typed json fields' models (``ir/jsonfields.py``).
+_RESERVED_MODULES = frozenset(
+    {"base", "types", "typing", "enum", "json", "__init__", "datetime", "json_fields"}
+)
 
 
 def import_order(names: Iterable[str]) -> tuple[str, ...]:

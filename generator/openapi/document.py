@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from ..emit.header import HEADER
+from ..ir.jsonfields import openapi_components
 from ..ir.model import CollectionIR, SchemaIR
 from . import auth, paths, schemas, shared
 
@@ -128,6 +129,9 @@ def _schemas(ir: SchemaIR) -> dict[str, Any]:
             put(schemas.auth_response_name(c), schemas.auth_response_schema(c))
         if c.type != "view":
             put(schemas.event_name(c), schemas.event_schema(c))
+    for jf in ir.json_fields:  # typed json fields: their JSON Schemas, $defs included
+        for name, schema in openapi_components(jf).items():
+            put(name, schema)
     extra = shared.shared_schemas(ir)
     if any(c.type == "auth" for c in ir.collections):
         extra |= auth.auth_schemas()

@@ -185,7 +185,13 @@ def input_field(f: FieldIR, slot: SlotIR, *, form: bool = False) -> JsonSchema:
 
     ``form``: the ``multipart/form-data`` spelling (uploads as binary parts, no ``null``).
     """
-    schema = _upload(f) if form and f.type == "file" else json_schema(slot.type, null=not form)
+    if form and f.type == "file":
+        schema = _upload(f)
+    elif form and slot.type.kind == "model":  # a typed json field: its JSON text as a part
+        schema = {"type": "string", "contentMediaType": "application/json",
+                  "contentSchema": ref(slot.type.name)}
+    else:
+        schema = json_schema(slot.type, null=not form)
     if f.type == "password":
         schema = {**schema, "writeOnly": True}
     return _described(schema, _input_note(f, form=form))
@@ -417,6 +423,8 @@ def _record_note(f: FieldIR, c: CollectionIR) -> str:
         notes.append(f"Filename(s); download from `/api/files/{c.name}/{{id}}/{{filename}}`.")
     elif f.type in ("date", "autodate"):
         notes.append('UTC `YYYY-MM-DD HH:MM:SS.sssZ`, `""` when unset.')
+    elif f.type == "json" and f.record is not None and f.record.type.kind == "model":
+        notes.append(f"JSON matching `{f.record.type.name}` (hapta.yaml's json_schemas); `null` when unset.")
     elif f.type == "json":
         notes.append("Any JSON value; `null` when unset.")
     elif f.type == "number" and (lo is not None or hi is not None):

@@ -42,6 +42,9 @@ from .follows import (
     FollowsRecord,
     FollowsUpdate,
 )
+from .json_fields.posts_meta import (
+    PostsMeta,
+)
 from .likes import (
     LikesCreate,
     LikesExpand,
@@ -154,4 +157,5 @@ __all__ = [
     "UsersPage",
     "UsersCreate",
     "UsersUpdate",
+    "PostsMeta",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field
 
 from .base import (
     Blank,
@@ -21,6 +21,7 @@ from .base import (
     PBDateTime,
     RecordBase,
 )
+from .json_fields.posts_meta import PostsMeta
 
 if TYPE_CHECKING:
     from .comments import CommentsRecord
@@ -57,7 +58,7 @@ class PostsRecord(RecordBase):
     gallery: list[str] = Field(default_factory=list)
     author: str = ""
     coauthors: list[str] = Field(default_factory=list)
-    meta: JsonValue = None
+    meta: PostsMeta | None = None
     website: str = ""
     contact: str = ""
     location: GeoPoint = Field(default_factory=GeoPoint)
@@ -89,7 +90,7 @@ class PostsCreate(InputBase):
     gallery: FileNames | None = None
     author: Annotated[str, NonBlank]
     coauthors: Annotated[list[str], Field(max_length=10)] | str | None = None
-    meta: JsonValue | None = None
+    meta: PostsMeta | None = None
     website: str | None = None
     contact: Email | Blank | None = None
     location: GeoPointInput | None = None
@@ -111,7 +112,7 @@ class PostsUpdate(InputBase):
     gallery: FileNames | None = None
     author: Annotated[str, NonBlank] | None = None
     coauthors: Annotated[list[str], Field(max_length=10)] | str | None = None
-    meta: JsonValue | None = None
+    meta: PostsMeta | None = None
     website: str | None = None
     contact: Email | Blank | None = None
     location: GeoPointInput | None = None

@@ -3,7 +3,8 @@
 Query: ``page`` and ``perPage`` within PocketBase's bounds, ``sort`` and ``expand`` only on real
 fields and relations of exposed collections, ``filter`` never naming a collection the gateway
 does not expose. Bodies: the generated ``Create``/``Update`` models (select values, text length
-and pattern, number bounds, relation counts, required fields, ``field+``/``field-`` modifiers).
+and pattern, number bounds, relation counts, required fields, ``field+``/``field-`` modifiers),
+and the typed json fields against their JSON Schemas (``jsonchecks``: the schema decides there).
 Failures are ``ApiError`` 400s in PocketBase's envelope with the offending field named.
 """
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from .catalog import BY_NAME, COLLECTIONS
 from .errors import BAD_REQUEST, NOT_FOUND, ApiError, field_error, invalid
 from .gorequest import payload, query_pairs, url_form_pairs
+from .jsonchecks import TYPED, json_errors, typed_fields
 from .routing import match
 from .spec import CollectionSpec, FieldSpec
 
@@ -236,9 +238,15 @@ def check_json_body(route_name: str, spec: CollectionSpec, raw: bytes) -> None:
         # only on this slow path is the body decoded and tried again in that reading.
         data = orjson.loads(raw)
         single = _singles(spec, data)
-        if single is data:
+        if single is not data:
+            check_data(route_name, spec, single)
+        elif spec.name in TYPED:
+            check_typed(route_name, spec, data, exc)
+        else:
             raise body_error(route_name, exc) from None
-        check_data(route_name, spec, single)
+        return
+    if spec.name in TYPED:
+        check_typed(route_name, spec, orjson.loads(raw), None)
 
 
 def check_data(route_name: str, spec: CollectionSpec, data: dict[str, Any]) -> None:
@@ -249,7 +257,26 @@ def check_data(route_name: str, spec: CollectionSpec, data: dict[str, Any]) -> N
     try:
         model.model_validate(_singles(spec, data))
     except ValidationError as exc:
-        raise body_error(route_name, exc) from None
+        if spec.name not in TYPED:
+            raise body_error(route_name, exc) from None
+        check_typed(route_name, spec, data, exc)
+        return
+    if spec.name in TYPED:
+        check_typed(route_name, spec, data, None)
+
+
+def check_typed(
+    route_name: str, spec: CollectionSpec, data: Any, exc: ValidationError | None
+) -> None:
+    """A body of a collection with typed json fields: those against their JSON Schemas, the
+    other fields by the model (``exc``: its errors, if any); one 400 naming them all."""
+    errors = json_errors(spec, data, create=route_name == "records.create")
+    if exc is not None:
+        typed = typed_fields(spec.name)
+        rest = [e for e in exc.errors() if not e["loc"] or str(e["loc"][0]) not in typed]
+        errors = {**_field_errors(rest), **errors}
+    if errors:
+        raise ApiError(400, _FAILED.get(route_name, "Failed to process the request."), errors)
 
 
 _LISTABLE = ("select", "relation", "file")
@@ -374,8 +401,14 @@ _TYPE_ERRORS = frozenset(
 
 def body_error(route_name: str, exc: ValidationError) -> ApiError:
     """PocketBase's 400 for a record body: one ``{code, message}`` per field, best match first."""
+    data = _field_errors(exc.errors())
+    return ApiError(400, _FAILED.get(route_name, "Failed to process the request."), data)
+
+
+def _field_errors(errors: Any) -> dict[str, Any]:
+    """The model's errors as PocketBase's ``data``: the most telling one per field."""
     best: dict[str, tuple[int, dict[str, Any]]] = {}
-    for err in exc.errors():
+    for err in errors:
         loc = err["loc"]
         if not loc:
             continue
@@ -384,8 +417,7 @@ def body_error(route_name: str, exc: ValidationError) -> ApiError:
         if field in best and best[field][0] <= rank:
             continue
         best[field] = (rank, _entry(err))
-    data = {field: entry for field, (_, entry) in best.items()}
-    return ApiError(400, _FAILED.get(route_name, "Failed to process the request."), data)
+    return {field: entry for field, (_, entry) in best.items()}
 
 
 def _rank(err: Any) -> int:
