@@ -47,6 +47,7 @@ def test_typescript_types_follow_the_config_and_the_drift_check(tmp_path: Path) 
     stale = runner.invoke(app, [*ARGS, "--out", str(out), "--check"])
     assert stale.exit_code == 1 and "b/types.ts" in stale.stdout and "1 changed" in stale.stderr
 
+    shutil.copytree(POSTLY / "schemas", tmp_path / "schemas")  # json_schemas: beside hapta.yaml
     moved = tmp_path / "moved.yaml"
     moved.write_text((POSTLY / "hapta.yaml").read_text() + "  enabled: true\n")
     moved.write_text(moved.read_text().replace("out: types.ts", "out: web/src/pb.ts"))

@@ -63,7 +63,10 @@ def test_full_record_values_and_typed_expand(models: ModuleType, pb: PocketBaseS
     assert post.tags == ["python", "4K", "1"]
     assert len(post.gallery) == 2 and post.cover.endswith(".png")
     assert post.location.lat == pytest.approx(52.52)
-    assert post.meta["lang"] == "en"
+    # posts.meta is typed by examples/postly/schemas/post_meta.json (hapta.yaml's json_schemas)
+    assert isinstance(post.meta, models.PostsMeta)
+    assert (post.meta.lang, post.meta.wordCount, post.meta.featured) == ("en", 9, True)
+    assert [s.root for s in post.meta.sources] == ["a", "b"]
     assert isinstance(post.publishAt, datetime) and post.publishAt.year == 2024
     assert isinstance(post.expand.author, models.UsersRecord)
     assert all(isinstance(u, models.UsersRecord) for u in post.expand.coauthors)
@@ -127,7 +130,7 @@ def test_create_model_accepts_what_pocketbase_accepts(models: ModuleType, pb: Po
     body = {
         "title": "Valid", "status": "review", "author": "usr000000000002", "tags": "go",
         "views": "5", "rating": 4.5, "publishAt": "2026-01-02T03:04:05Z", "contact": "",
-        "slug": "", "location": {"lon": 2.5, "lat": 1.5}, "meta": [1, "two"], "coauthors": "usr000000000001",
+        "slug": "", "location": {"lon": 2.5, "lat": 1.5}, "meta": {"lang": "fr", "tags": ["x"]}, "coauthors": "usr000000000001",
     }
     models.PostsCreate.model_validate(body)
     resp = pb.request("POST", "/api/collections/posts/records", json=body)
