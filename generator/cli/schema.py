@@ -281,5 +281,46 @@ def diff_command(
     raise typer.Exit(1)
 
 
+@schema_app.command("infer-json")
+@handle_errors
+def infer_json_command(
+    key: Annotated[str, typer.Argument(help="The json field, as <collection>.<field> (posts.meta).")],
+    url: UrlOpt = None,
+    email: EmailOpt = None,
+    password: PasswordOpt = None,
+    sample: Annotated[
+        int, typer.Option("--sample", min=1, help="How many of the newest records to read.")
+    ] = 200,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")
+    ] = None,
+    timeout: TimeoutOpt = 10.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Propose a JSON Schema for a json field from the values its live records hold (a starting
+    point for hapta.yaml's json_schemas: read it, tighten it, commit it)."""
+    import json
+
+    from ..schema.infer import infer_schema, sample_values
+
+    collection, dot, field = key.partition(".")
+    if not dot or not collection or not field or "." in field:
+        raise HaptaError(f"{key!r} is not <collection>.<field>")
+    conn = resolve_connection(url, email, password)
+    values = sample_values(
+        conn.url, conn.email, conn.password, collection, field, sample=sample, timeout=timeout,
+        progress=None if quiet else _progress,
+    )
+    if not values:
+        raise HaptaError(f"no {collection} record has a value in {field!r}: nothing to infer from")
+    text = json.dumps(infer_schema(values, title=key), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    _write_atomically(out, text)
+    typer.echo(f"wrote {out}: a JSON Schema of {key} from {len(values)} values", err=True)
+
+
 if __name__ == "__main__":  # `python -m hapta_gen.cli.schema`, for running without the main CLI
     schema_app(prog_name="hapta-gen schema")
