@@ -80,9 +80,22 @@ def build(
         bool, typer.Option("--dump-ir", help="Print the intermediate model as JSON and exit.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
+    list_templates: Annotated[
+        bool,
+        typer.Option(
+            "--list-templates",
+            help="List the built-in templates a hapta.yaml `templates:` folder can override, and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Render the gateway package for a schema into --out, with openapi.json and the TypeScript
     types (types.ts; hapta.yaml's `typescript`), or check that it is up to date."""
+    if list_templates:
+        from ..emit.render import list_templates as templates
+
+        for rel, note in templates():
+            typer.echo(f"{rel}  # {note}")
+        return
     from ..api import generate  # black and Jinja load only for the commands that render
     from ..emit.writer import compare, diff_text, write
     from ..ir.config import load_config
