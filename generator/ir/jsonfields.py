@@ -11,6 +11,7 @@ collection, no field, or a field that is not of type ``json``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..errors import ConfigError
 from ..schema.model import PBSchema
 from .config import Config
 
+#: What an openapi.json component name may hold (``^[a-zA-Z0-9._-]+$``); the rest becomes ``_``.
+_COMPONENT_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 #: Keys of a schema document that describe the file, not the value (left out of openapi.json).
 DOCUMENT_KEYS = ("$schema", "$id")
 
@@ -129,19 +132,23 @@ def openapi_components(jf: JsonFieldIR) -> dict[str, dict[str, Any]]:
         schema.pop(key, None)
 
     def name_of(pointer: str) -> str:
-        return f"{jf.class_name}.{pointer.split('/', 1)[1]}"
+        return _COMPONENT_CHARS.sub("_", f"{jf.class_name}.{pointer.split('/', 1)[1]}")
+
+    def target(ref: str) -> str:
+        """A local ``$ref`` (``#/$defs/a/properties/b``) as a pointer into openapi.json."""
+        parts = [p for p in ref[1:].split("/") if p]
+        if len(parts) >= 2 and f"{parts[0]}/{parts[1]}" in defs:
+            base, rest = name_of(f"{parts[0]}/{parts[1]}"), parts[2:]
+        else:
+            base, rest = jf.class_name, parts
+        return "#/components/schemas/" + base + "".join("/" + p for p in rest)
 
     def rewrite(value: Any) -> Any:
         if isinstance(value, dict):
             out = {k: rewrite(v) for k, v in value.items()}
-            target = value.get("$ref")
-            if isinstance(target, str) and target.startswith("#"):
-                pointer = target[2:]
-                out["$ref"] = (
-                    f"#/components/schemas/{name_of(pointer)}"
-                    if pointer in defs
-                    else f"#/components/schemas/{jf.class_name}"
-                )
+            ref = value.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#"):
+                out["$ref"] = target(ref)
             return out
         if isinstance(value, list):
             return [rewrite(v) for v in value]

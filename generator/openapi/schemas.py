@@ -185,13 +185,7 @@ def input_field(f: FieldIR, slot: SlotIR, *, form: bool = False) -> JsonSchema:
 
     ``form``: the ``multipart/form-data`` spelling (uploads as binary parts, no ``null``).
     """
-    if form and f.type == "file":
-        schema = _upload(f)
-    elif form and slot.type.kind == "model":  # a typed json field: its JSON text as a part
-        schema = {"type": "string", "contentMediaType": "application/json",
-                  "contentSchema": ref(slot.type.name)}
-    else:
-        schema = json_schema(slot.type, null=not form)
+    schema = _upload(f) if form and f.type == "file" else json_schema(slot.type, null=not form)
     if f.type == "password":
         schema = {**schema, "writeOnly": True}
     return _described(schema, _input_note(f, form=form))
