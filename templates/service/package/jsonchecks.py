@@ -47,7 +47,7 @@ def json_errors(spec: CollectionSpec, data: Any, *, create: bool) -> dict[str, A
         if _blank(value) and field is not None and field.required and (create or name in data):
             out[name] = field_error("validation_required", "Cannot be blank.")
             continue
-        if value is None:
+        if value is None or validator.is_valid(value):
             continue
         tree: dict[str, Any] = {}
         for error in validator.iter_errors(value):
