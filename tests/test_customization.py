@@ -107,3 +107,21 @@ def test_bad_settings_are_one_line_exit_2_and_nothing_written(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], done.stderr
     assert "Traceback" not in done.output and not (tmp_path / "out").exists()
+
+
+TS = [
+    ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": ["string", "null"]}},
+      "required": ["a"]}, "{ a: number; b?: string | null }"),
+    ({"type": "array", "items": {"enum": ["x", 1]}}, 'Array<"x" | 1>'),
+    ({"type": "object", "additionalProperties": {"type": "boolean"}}, "Record<string, boolean>"),
+    ({"anyOf": [{"type": "string"}, {"$ref": "#/$defs/n"}], "$defs": {"n": {"const": None}}}, "(string | null)"),
+    ({"not": {"type": "string"}}, "unknown"),  # not simple: the gateway checks it, TypeScript does not
+    ({"$ref": "https://example.org/far.json"}, "unknown"),
+]
+
+
+@pytest.mark.parametrize(("schema", "expected"), TS, ids=[e for _, e in TS])
+def test_simple_schemas_become_typescript_types(schema: dict[str, object], expected: str) -> None:
+    from hapta_gen.emit.typescript import schema_ts
+
+    assert schema_ts(schema) == expected
