@@ -59,9 +59,9 @@ from .ratelimits import RateLimits, parse_ratelimits
 
 _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-#: A relative path of plain names ending in ``.ts`` (no ``..``, no absolute path).
 #: A ``json_schemas`` key: ``<collection>.<field>``.
 _JSON_FIELD = re.compile(r"^[^.\s]+\.[^.\s]+$")
+#: A relative path of plain names ending in ``.ts`` (no ``..``, no absolute path).
 _TS_OUT = re.compile(r"^(?!.*(?:^|/)\.\.?(?:/|$))[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\.ts$")
 
 
