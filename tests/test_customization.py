@@ -91,6 +91,8 @@ BAD = [
     ("json_schemas:\n  postz.meta: s/m.json\n", {"s/m.json": json.dumps(META)}, "json_schemas: postz.meta: the schema has no collection 'postz'"),
     ("json_schemas:\n  posts.mata: s/m.json\n", {"s/m.json": json.dumps(META)}, "collection 'posts' has no field 'mata'"),
     ("json_schemas:\n  posts.title: s/m.json\n", {"s/m.json": json.dumps(META)}, "field 'title' is a text field, not json"),
+    ("exclude: [audit_log]\njson_schemas:\n  audit_log.payload: s/m.json\n", {"s/m.json": json.dumps(META)},
+     "collection 'audit_log' is not exposed by the gateway"),
     ("json_schemas:\n  postsmeta: s/m.json\n", {}, "json_schemas key 'postsmeta' must be <collection>.<field>"),
     ("templates: nowhere/\n", {}, "templates: nowhere/: no such folder"),
     ("templates: o/\n", {"o/README.jinja": "x"}, "templates: o/: README.jinja replaces no built-in template"),
