@@ -138,6 +138,12 @@ class CollectionIR:
     exports: tuple[str, ...]
     #: The catalog's ``AuthSpec(...)`` (auth collections) or ``"None"``.
     auth_spec: str = "None"
+    #: ``hapta.yaml``'s ``collections: <name>:``: the operations served (the others: 405),
+    #: the fields withheld from every answer, and the cache's settings for this collection.
+    operations: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
+    cache_enabled: bool = True
+    cache_ttl: int | None = None
 
     @property
     def field_specs(self) -> tuple[str, ...]:
@@ -177,6 +183,11 @@ class SchemaIR:
     typescript_out: str = ""
     #: ``hapta.yaml``'s ``sessions``: ``passthrough`` or ``rolling`` (the catalog's ``SESSIONS``).
     sessions: str = "passthrough"
+    #: ``hapta.yaml``'s ``cache: enabled`` (``HAPTA_CACHE`` overrides it at run time).
+    cache_enabled: bool = True
+    #: Modules the gateway imports at start (``extensions``), and where it looks first.
+    extensions: tuple[str, ...] = ()
+    extension_paths: tuple[str, ...] = ()
 
     def collection(self, name: str) -> CollectionIR:
         return next(c for c in self.collections if c.name == name)

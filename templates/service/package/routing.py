@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from .catalog import BY_NAME
-from .errors import NOT_FOUND, ApiError
+from .errors import NOT_ALLOWED, NOT_FOUND, ApiError
 from .spec import CollectionSpec
 
 #: POST endpoints of auth collections (``GET auth-methods`` is separate).
@@ -54,8 +54,45 @@ REALTIME_SUBSCRIBE = Route("realtime.subscribe")
 LOGOUT = Route("hapta.logout")
 
 
+#: Route names → the operation ``hapta.yaml``'s ``collections: <name>: operations`` names.
+_OPERATIONS = {
+    "records.list": "list",
+    "records.view": "view",
+    "records.create": "create",
+    "records.update": "update",
+    "records.delete": "delete",
+    "files.download": "file",
+}
+#: The methods of a records path, by operation (for a 405's ``Allow``).
+_METHODS = {"list": "GET", "create": "POST", "view": "GET", "update": "PATCH", "delete": "DELETE"}
+
+
 def match(method: str, path: str) -> Route:
-    """The route for ``method path`` (``path`` starts with ``/api/``); raises ``ApiError``."""
+    """The route for ``method path`` (``path`` starts with ``/api/``); raises ``ApiError``: a
+    404 as PocketBase answers it, or a 405 for an operation ``hapta.yaml`` does not expose."""
+    route = _match(method, path)
+    spec = route.collection
+    if spec is not None and method != "OPTIONS":
+        operation = _OPERATIONS.get(route.name) or route.name.partition(".")[0]
+        if operation not in spec.operations:
+            raise not_allowed(spec, route)
+    return route
+
+
+def not_allowed(spec: CollectionSpec, route: Route) -> ApiError:
+    """The 405 for ``route``, with ``Allow`` naming what the path does serve."""
+    ops: tuple[str, ...]
+    if route.name in ("records.list", "records.create"):
+        ops = ("list", "create")
+    elif route.name.startswith("records."):
+        ops = ("view", "update", "delete")
+    else:
+        ops = ()
+    allow = ", ".join(_METHODS[op] for op in ops if op in spec.operations)
+    return ApiError(405, NOT_ALLOWED, headers=[(b"allow", allow.encode())])
+
+
+def _match(method: str, path: str) -> Route:
     parts = path[5:].split("/")
     if "." in parts or ".." in parts:  # never let PocketBase resolve dot-segments for us
         raise ApiError(404, NOT_FOUND)
