@@ -23,6 +23,7 @@ tags of the reads it made, so a write that would change those reads drops it too
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
 import sys
@@ -91,6 +92,26 @@ class PocketBase:
     def authenticated(self) -> bool:
         """The caller sent a credential (PocketBase decides whether it is any good)."""
         return any(k == b"authorization" and v.strip() for k, v in self._headers)
+
+    @property
+    def claimed_id(self) -> str:
+        """The record id the caller's token claims, ``""`` without one. **Unverified**: use it
+        only to choose what to ask PocketBase for (which still decides with the real token;
+        PocketBase lets only superusers filter by ``@request.auth``), never to grant anything."""
+        for key, value in self._headers:
+            if key != b"authorization":
+                continue
+            parts = value.removeprefix(b"Bearer ").strip().split(b".")
+            if len(parts) != 3:
+                return ""
+            padded = parts[1] + b"=" * (-len(parts[1]) % 4)
+            try:
+                claims = orjson.loads(base64.urlsafe_b64decode(padded))
+            except (ValueError, orjson.JSONDecodeError):
+                return ""
+            found = claims.get("id") if isinstance(claims, dict) else None
+            return found if isinstance(found, str) and found.isalnum() else ""
+        return ""
 
     async def request(
         self,

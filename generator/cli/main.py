@@ -85,6 +85,7 @@ def build(
     types (types.ts; hapta.yaml's `typescript`), or check that it is up to date."""
     from ..api import generate  # black and Jinja load only for the commands that render
     from ..emit.writer import compare, diff_text, write
+    from .extensions import check_extensions
     from ..ir.config import load_config
     from ..ir.model import to_json
     from ..schema.loader import load_file
@@ -107,6 +108,7 @@ def build(
     if dump_ir:
         typer.echo(to_json(result.ir), nl=False)
         return
+    check_extensions(result.ir, out)
     elapsed = time.perf_counter() - started
     if check:
         changes = compare(result.files, out)
