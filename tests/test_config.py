@@ -90,7 +90,7 @@ def test_schema_and_model_agree(data: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"cache": {"ttl2": 1}}, "config: cache: unknown key 'ttl2' (known: max_bytes, ttl)"),
+        ({"cache": {"ttl2": 1}}, "config: cache: unknown key 'ttl2' (known: collections, enabled, max_bytes, ttl)"),
         (
             {"ratelimit": {"max": 5}},
             "config: ratelimit: unknown key 'max' (known: Duration, IP, Max, Message, isEnabled)",

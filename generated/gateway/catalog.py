@@ -394,4 +394,4 @@ CACHE_MAX_BYTES = 67108864
 #: ``hapta.yaml``'s ``extensions`` (imported at start, see ``extensions``) and the directories,
 #: relative to this package's parent directory, searched for them first.
 EXTENSIONS: tuple[str, ...] = ("postly_ext.feed",)
-EXTENSION_PATHS: tuple[str, ...] = ("../examples/postly/ext",)
+EXTENSION_PATHS: tuple[str, ...] = ("../examples/postly/ext", "ext")

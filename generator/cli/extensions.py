@@ -1,5 +1,5 @@
 """The build's check of ``hapta.yaml``'s ``extensions``: each module imports (from
-``extension_paths``, relative to ``--out``, then the usual import path), and its hooks name
+``extension_paths``, relative to ``--out`` or to ``hapta.yaml``, then the usual import path), and its hooks name
 exposed collections. A failure is a ``ConfigError`` line; nothing is written."""
 
 from __future__ import annotations
@@ -15,11 +15,19 @@ _HOOKS = {"before_write": ("create", "update", "*"), "after_read": ("list", "vie
 _RESERVED = ("/api/", "/docs", "/openapi.json", "/health", "/metrics")
 
 
-def check_extensions(ir: SchemaIR, out: Path) -> None:
-    """Import every extension as the gateway will at start; check what it exposes."""
+def check_extensions(ir: SchemaIR, out: Path, config: Path | None = None) -> None:
+    """Import every extension as the gateway will at start (from ``extension_paths`` relative
+    to ``out``; for a build elsewhere, relative to the ``hapta.yaml`` too); check what it
+    exposes."""
     if not ir.extensions:
         return
-    added = [str((out / p).resolve()) for p in ir.extension_paths]
+    bases = [out] + ([config.parent] if config is not None else [])
+    added = [
+        str((base / p).resolve())
+        for p in ir.extension_paths
+        for base in bases
+        if (base / p).is_dir()
+    ]
     saved = list(sys.path)
     sys.path[:0] = added
     try:

@@ -108,7 +108,7 @@ def build(
     if dump_ir:
         typer.echo(to_json(result.ir), nl=False)
         return
-    check_extensions(result.ir, out)
+    check_extensions(result.ir, out, config)
     elapsed = time.perf_counter() - started
     if check:
         changes = compare(result.files, out)

@@ -300,8 +300,9 @@ class Config(_Settings):
     extension_paths: tuple[StrictStr, ...] = Field(
         default=(),
         strict=False,  # a YAML list
-        description="Directories added to the import path for the extensions, relative to the "
-        "build's --out directory (or absolute); the build and the gateway look there first.",
+        description="Directories added to the import path for the extensions: relative to the "
+        "build's --out directory (the gateway looks there at start; the build too) or to "
+        "hapta.yaml (the build only), or absolute. Missing ones are skipped.",
     )
     typescript: TypeScriptConfig = Field(
         default_factory=TypeScriptConfig,
