@@ -281,9 +281,7 @@ class Loaded:
     after_read: dict[tuple[str, str], list[AfterRead]] = field(default_factory=dict)
 
 
-def load(
-    names: tuple[str, ...] = EXTENSIONS, paths: tuple[str, ...] = EXTENSION_PATHS
-) -> Loaded:
+def load(names: tuple[str, ...] = EXTENSIONS, paths: tuple[str, ...] = EXTENSION_PATHS) -> Loaded:
     """Import the extensions; an ``ExtensionError`` line when one cannot be used."""
     base = Path(__file__).resolve().parent.parent
     for entry in reversed(paths):

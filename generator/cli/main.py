@@ -85,10 +85,10 @@ def build(
     types (types.ts; hapta.yaml's `typescript`), or check that it is up to date."""
     from ..api import generate  # black and Jinja load only for the commands that render
     from ..emit.writer import compare, diff_text, write
-    from .extensions import check_extensions
     from ..ir.config import load_config
     from ..ir.model import to_json
     from ..schema.loader import load_file
+    from .extensions import check_extensions
 
     started = time.perf_counter()
 

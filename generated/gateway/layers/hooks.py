@@ -94,7 +94,9 @@ class Hooked:
                 continue
             operation = _BATCH_METHODS.get(str(item.get("method", "")).upper())
             spec, record_id = _batch_target(str(item.get("url", "")))
-            hooks = self.hooks.loaded.before_write.get((spec.name, operation or "")) if spec else None
+            hooks = (
+                self.hooks.loaded.before_write.get((spec.name, operation or "")) if spec else None
+            )
             if spec is None or not hooks:
                 continue
             body = item.get("body")
@@ -118,7 +120,10 @@ def _batch_target(url: str) -> tuple[CollectionSpec | None, str]:
 def _replaced(scope: Scope, body: bytes) -> tuple[Scope, Receive]:
     """The request with ``body`` in place of the one read (as JSON, its length recomputed)."""
     headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"content-type")]
-    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     given = False
 
     async def receive() -> Message:
@@ -166,4 +171,3 @@ class _Reshape:
         headers.append((b"content-length", str(len(body)).encode()))
         await self.send({**self.start, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
-

@@ -52,8 +52,10 @@ class Shape:
         spec = route.collection
         if route is BATCH:
             await self.app(scope, receive, _Buffer(send, lambda data: _batch(data, st.body)))
-        elif spec is not None and spec.name in REACHING and (
-            route.name in _SHAPED or route.name.startswith("auth.")
+        elif (
+            spec is not None
+            and spec.name in REACHING
+            and (route.name in _SHAPED or route.name.startswith("auth."))
         ):
             listing = route.name == "records.list"
             await self.app(scope, receive, _Buffer(send, lambda data: _answer(spec, data, listing)))
