@@ -130,6 +130,8 @@ BAD_POLICIES = [
     ({"collections": {"posts": {"operations": ["erase"]}}}, "operations"),
     ({"extensions": ["hapta_no_such_module"]}, "extensions: hapta_no_such_module cannot be imported (ModuleNotFoundError"),
     ({"extensions": ["broken_ext"], "extension_paths": ["ext"]}, "extensions: broken_ext cannot be imported (ZeroDivisionError"),
+    ({"extensions": ["api_ext"], "extension_paths": ["ext"]}, "extensions: api_ext: route /api/feed is reserved"),
+    ({"extensions": ["hook_ext"], "extension_paths": ["ext"]}, "extensions: hook_ext: before_write names 'nope'"),
 ]
 
 
@@ -140,6 +142,10 @@ def test_bad_policy_or_extension_is_one_line_exit_2_nothing_written(
     out = tmp_path / "out"
     (out / "ext").mkdir(parents=True)
     (out / "ext" / "broken_ext.py").write_text("1 / 0\n")
+    (out / "ext" / "api_ext.py").write_text(
+        "from fastapi import APIRouter\nrouter = APIRouter()\nrouter.get('/api/feed')(lambda: 1)\n"
+    )
+    (out / "ext" / "hook_ext.py").write_text("before_write = {'nope:create': print}\n")
     path = tmp_path / "hapta.yaml"
     path.write_text(yaml.safe_dump(config))
     result = runner.invoke(app, ["build", "-q", "--schema", str(POSTLY / "pb_schema.json"), "--config", str(path), "--out", str(out)])

@@ -36,8 +36,8 @@ CONFIG: dict[str, Any] = {
         "comments": {"cache": {"ttl": 1}},
     },
     "cache": {"collections": {"likes": {"enabled": False}}},
-    "extensions": ["postly_ext.feed"],
-    "extension_paths": [str(EXT_DIR)],
+    "extensions": ["postly_ext.feed", "policy_hooks"],
+    "extension_paths": [str(EXT_DIR), str(Path(__file__).resolve().parent / "policy_ext")],
 }
 
 
@@ -276,3 +276,59 @@ def test_feed_is_served_from_the_cache_and_dropped_by_a_write(
 def test_unknown_paths_outside_api_stay_404_in_the_envelope(client: httpx.Client) -> None:
     resp = client.get("/feeds")
     assert resp.status_code == 404 and resp.json()["status"] == 404
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+def _comment(policy_pb: PocketBaseServer, record_id: str) -> dict[str, Any]:
+    with httpx.Client(base_url=policy_pb.url, timeout=30) as pb:
+        found: dict[str, Any] = pb.get(f"{COMMENTS}/{record_id}").json()
+    return found
+
+
+def test_before_write_transforms_the_body_pocketbase_gets(
+    policy_pb: PocketBaseServer, client: httpx.Client, users: dict[str, str]
+) -> None:
+    body = {"post": "pst000000000001", "author": USER_IDS["carol"], "text": "  Well said  "}
+    made = client.post(COMMENTS, json=body, headers=auth(users["carol"]))
+    assert made.status_code == 200, made.text
+    assert _comment(policy_pb, made.json()["id"])["text"] == "Well said [via gateway]"
+    edited = client.patch(f"{COMMENTS}/{made.json()['id']}", json={"text": "Edited"}, headers=auth(users["carol"]))
+    assert edited.status_code == 200, edited.text
+    assert _comment(policy_pb, made.json()["id"])["text"] == "Edited [via gateway]"
+
+
+def test_before_write_refuses_in_the_envelope_without_reaching_pocketbase(
+    policy_gw: GatewayProcess, client: httpx.Client, users: dict[str, str]
+) -> None:
+    before = policy_gw.upstream_calls()
+    body = {"post": "pst000000000001", "author": USER_IDS["carol"], "text": "buy SPAM now"}
+    resp = client.post(COMMENTS, json=body, headers=auth(users["carol"]))
+    assert resp.status_code == 400
+    assert resp.json() == {"data": {"text": {"code": "validation_spam", "message": "No spam."}}, "message": "No spam.", "status": 400}
+    form = client.post(COMMENTS, data={**body, "text": "spam"}, headers=auth(users["carol"]))
+    assert form.status_code == 400  # hooks see JSON only: another encoding cannot slip past
+    batch = {"requests": [{"method": "POST", "url": COMMENTS, "body": body}]}
+    assert client.post("/api/batch", json=batch, headers=auth(users["carol"])).status_code == 400
+    assert policy_gw.upstream_calls() == before
+
+
+def test_before_write_runs_inside_a_batch(
+    policy_pb: PocketBaseServer, client: httpx.Client, users: dict[str, str]
+) -> None:
+    body = {"post": "pst000000000002", "author": USER_IDS["carol"], "text": "From a batch"}
+    resp = client.post("/api/batch", json={"requests": [{"method": "POST", "url": COMMENTS, "body": body}]}, headers=auth(users["carol"]))
+    assert resp.status_code == 200, resp.text
+    record_id = resp.json()[0]["body"]["id"]
+    assert _comment(policy_pb, record_id)["text"] == "From a batch [via gateway]"
+
+
+def test_after_read_reshapes_lists_and_records_on_hits_too(
+    policy_gw: GatewayProcess, client: httpx.Client
+) -> None:
+    for _ in range(2):  # the second is answered from the cache (comments live 1 s)
+        page = client.get(COMMENTS, params={"perPage": 3}).json()
+        assert page["hooked"] == len(page["items"]) > 0
+    view = client.get(f"{COMMENTS}/cmt000000000001").json()
+    assert view["reshaped"] == "view" and view["id"] == "cmt000000000001"
