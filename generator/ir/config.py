@@ -291,7 +291,12 @@ class Config(_Settings):
         default_factory=dict,
         description="Per-collection policy: operations served, hidden fields, cache, rate limits.",
     )
-    extensions: tuple[Annotated[str, AfterValidator(_module)], ...] = Field(
+    extensions: tuple[
+        Annotated[
+            str, AfterValidator(_module), WithJsonSchema({"type": "string", "pattern": _MODULE.pattern})
+        ],
+        ...,
+    ] = Field(
         default=(),
         strict=False,  # a YAML list
         description="Your own importable modules the gateway loads at start: a FastAPI `router` "
