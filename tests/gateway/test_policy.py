@@ -34,6 +34,7 @@ CONFIG: dict[str, Any] = {
         "posts": {"hidden": ["contact"]},
         "users": {"hidden": ["bio"]},
         "comments": {"cache": {"ttl": 1}},
+        "attachments": {"operations": ["list", "view", "create", "update", "delete"]},  # no file, realtime
     },
     "cache": {"collections": {"likes": {"enabled": False}}},
     "extensions": ["postly_ext.feed", "policy_hooks"],
@@ -129,6 +130,18 @@ def test_read_only_collection_refuses_inside_a_batch_and_still_reads(
     assert policy_gw.upstream_calls() == before
     listed = client.get(FOLLOWS, headers=auth(users["dave"]))
     assert listed.status_code == 200 and listed.json()["totalItems"] == 3
+
+
+def test_file_downloads_and_realtime_follow_the_operations(
+    policy_gw: GatewayProcess, client: httpx.Client, users: dict[str, str]
+) -> None:
+    before = policy_gw.upstream_calls()
+    resp = client.get("/api/files/attachments/att000000000001/notes.txt", headers=auth(users["bob"]))
+    assert resp.status_code == 405 and resp.json()["status"] == 405
+    sub = client.post("/api/realtime", json={"clientId": "x", "subscriptions": ["attachments/*"]})
+    assert sub.status_code == 400 and sub.json()["data"]["subscriptions"]["0"]["code"] == "validation_not_allowed"
+    assert policy_gw.upstream_calls() == before
+    assert client.get("/api/collections/attachments/records", headers=auth(users["bob"])).json()["totalItems"] == 1
 
 
 def test_openapi_omits_what_is_not_exposed(client: httpx.Client) -> None:
