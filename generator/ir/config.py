@@ -389,7 +389,13 @@ def config_from_dict(data: object, *, source: str = "config") -> Config:
     """``data`` (parsed YAML) as a ``Config``, or a one-line ``ConfigError`` naming the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
-    # The rate-limit sections first, in their own words (labels, names, the deprecated key).
+    # The rate-limit sections first, in their own words (labels, names, the deprecated key);
+    # each collection's own rules where they are written, then all of them together.
+    policies = data.get("collections")
+    for name, policy in policies.items() if isinstance(policies, dict) else ():
+        if isinstance(policy, dict) and policy.get("ratelimits") is not None:
+            alone = _with_collection_rules({"collections": {name: policy}})
+            parse_ratelimits(alone, f"{source}: collections: {name}")
     parse_ratelimits(_with_collection_rules(data), source)
     try:
         # Keys as the file spells them (`Max`, not `max`); Python callers may use either.

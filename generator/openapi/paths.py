@@ -325,7 +325,7 @@ def _exposed(c: CollectionIR, collection: dict[str, Any], one: dict[str, Any]) -
     for path, methods, ops in zip(
         (c.records_path, c.records_path + "/{id}"), (collection, one), _OPERATIONS, strict=True
     ):
-        kept = {m: v for m, v in methods.items() if not c.operations or ops[m] in c.operations}
+        kept = {m: v for m, v in methods.items() if ops[m] in c.operations}
         if kept:
             out[path] = kept
     return out

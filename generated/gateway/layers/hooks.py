@@ -161,7 +161,13 @@ class _Reshape:
         self.parts.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        data = orjson.loads(b"".join(self.parts))
+        raw = b"".join(self.parts)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # not a record or a page: nothing for the hooks
+            await self.send(self.start)
+            await self.send({"type": "http.response.body", "body": raw})
+            return
         for hook in self.hooks:
             data = await hook(self.ctx, data)
         body = orjson.dumps(data)
