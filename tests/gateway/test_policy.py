@@ -286,9 +286,13 @@ def test_feed_is_served_from_the_cache_and_dropped_by_a_write(
     assert next(p for p in after["items"] if p["id"] == "pst000000000004")["likes"] == 1
 
 
-def test_unknown_paths_outside_api_stay_404_in_the_envelope(client: httpx.Client) -> None:
+def test_unknown_paths_and_bad_calls_outside_api_answer_in_the_envelope(client: httpx.Client) -> None:
     resp = client.get("/feeds")
     assert resp.status_code == 404 and resp.json()["status"] == 404
+    wrong = client.post("/feed")
+    assert wrong.status_code == 405 and wrong.json()["status"] == 405
+    bad = client.get("/feed", params={"perPage": 0})
+    assert bad.status_code == 400 and set(bad.json()["data"]) == {"perPage"}
 
 
 # --------------------------------------------------------------------------- hooks
