@@ -7,9 +7,16 @@ distribution: hapta-gateway # its pip name
 title: Postly API           # OpenAPI title
 exclude: [audit_log]        # collections the gateway does not expose (404, never proxied)
 include_system: false       # expose system collections (_superusers, ...) too
-cache:
+cache:                      # HAPTA_CACHE, HAPTA_CACHE_TTL, HAPTA_CACHE_MAX_BYTES win at run time
+  enabled: true
   ttl: 300                  # seconds; a backstop, invalidation is by realtime events
   max_bytes: 67108864
+  collections: {likes: {enabled: false}}   # or under collections: <name>: cache:
+collections:                # per-collection policy (checked against the schema)
+  follows: {operations: [list, view]}      # the others answer 405 before PocketBase
+  posts: {hidden: [contact], ratelimits: [{Label: create, Max: 60, Duration: 60000}]}
+extensions: [postly_ext.feed]              # your modules: router, before_write, after_read
+extension_paths: [../examples/postly/ext]  # relative to --out (or hapta.yaml, at build)
 ratelimit:                  # the default rule, in Hapta's shape (Duration in ms); more
   Max: 300                  # rules under ratelimits: (see ratelimits.py)
   Duration: 10000
