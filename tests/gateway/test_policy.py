@@ -240,6 +240,23 @@ def test_cache_off_at_run_time_wins(policy_pb: PocketBaseServer, policy_gw: Gate
         off.stop()
 
 
+def test_yaml_cache_off_is_baked_in_and_hapta_cache_on_wins(
+    policy_pb: PocketBaseServer, tmp_path: Path
+) -> None:
+    result = generate(_schema(), config_from_dict({"cache": {"enabled": False, "max_bytes": 65536}}))
+    assert result.ok, result.errors
+    write(result.files, tmp_path / "off")
+    for env, hits in (({}, 0), ({"HAPTA_CACHE": "on"}, 1)):
+        process = GatewayProcess(policy_pb.url, env=env, tmp=tmp_path, cwd=tmp_path / "off").start()
+        try:
+            for _ in range(2):
+                assert httpx.get(f"{process.url}{POSTS}", params={"perPage": 1}, timeout=10).status_code == 200
+            assert _metric(process, "hapta_cache_hits_total") == hits
+            assert process.upstream_calls() == 2 - hits
+        finally:
+            process.stop()
+
+
 # --------------------------------------------------------------------------- the feed
 
 
