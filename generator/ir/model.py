@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..schema.model import AuthOptions, FieldType, Rules
+from .config import OPERATIONS
 from .ratelimits import RateLimits
 from .types import SlotIR, TypeIR
 
@@ -144,6 +145,22 @@ class CollectionIR:
     withheld: tuple[str, ...] = ()
     cache_enabled: bool = True
     cache_ttl: int | None = None
+
+    @property
+    def policy_summary(self) -> str:
+        """``hapta.yaml``'s policy for the collection in words (the generated README), or ""."""
+        parts = []
+        if self.operations and len(self.operations) < len(OPERATIONS):
+            parts.append("operations " + ", ".join(self.operations))
+        elif not self.operations:
+            parts.append("no operations")
+        if self.withheld:
+            parts.append("hidden " + ", ".join(self.withheld))
+        if not self.cache_enabled:
+            parts.append("not cached")
+        elif self.cache_ttl is not None:
+            parts.append(f"cached at most {self.cache_ttl} s")
+        return "; ".join(parts)
 
     @property
     def field_specs(self) -> tuple[str, ...]:
