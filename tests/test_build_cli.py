@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hapta_gen.cli.main import app
@@ -16,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTLY = ROOT / "examples" / "postly"
 ARGS = ["build", "--schema", str(POSTLY / "pb_schema.json"), "--config", str(POSTLY / "hapta.yaml")]
 runner = CliRunner()
+#: postly's extension_paths, and the same as an absolute path (for a hapta.yaml written elsewhere).
+EXT = "extension_paths: [../examples/postly/ext, ext]"
+ABS_EXT = f"extension_paths: [{POSTLY / 'ext'}]"
 
 
 def test_build_writes_then_check_is_clean_then_detects_drift(tmp_path: Path) -> None:
@@ -50,13 +55,13 @@ def test_typescript_types_follow_the_config_and_the_drift_check(tmp_path: Path) 
     shutil.copytree(POSTLY / "schemas", tmp_path / "schemas")  # json_schemas: beside hapta.yaml
     moved = tmp_path / "moved.yaml"
     moved.write_text((POSTLY / "hapta.yaml").read_text() + "  enabled: true\n")
-    moved.write_text(moved.read_text().replace("out: types.ts", "out: web/src/pb.ts"))
+    moved.write_text(moved.read_text().replace("out: types.ts", "out: web/src/pb.ts").replace(EXT, ABS_EXT))
     config = ["--config", str(moved)]
     assert runner.invoke(app, [*ARGS, *config, "--out", str(out)]).exit_code == 0
     assert not types.exists() and (out / "web" / "src" / "pb.ts").is_file()  # moved, not copied
 
     off = tmp_path / "off.yaml"
-    off.write_text((POSTLY / "hapta.yaml").read_text() + "  enabled: false\n")
+    off.write_text(((POSTLY / "hapta.yaml").read_text() + "  enabled: false\n").replace(EXT, ABS_EXT))
     assert runner.invoke(app, [*ARGS, "--config", str(off), "--out", str(out)]).exit_code == 0
     assert not (out / "web" / "src" / "pb.ts").exists() and (out / "openapi.json").is_file()
 
@@ -117,3 +122,35 @@ def test_real_process_bad_input_has_no_traceback(tmp_path: Path) -> None:
 def test_help_explains() -> None:
     result = runner.invoke(app, ["build", "--help"])
     assert result.exit_code == 0 and "--check" in result.stdout and "--dump-ir" in result.stdout
+
+
+BAD_POLICIES = [
+    ({"collections": {"nope": {"operations": ["list"]}}}, "collections names 'nope', which is not a collection of the schema"),
+    ({"cache": {"collections": {"nope": {"enabled": False}}}}, "cache: collections names 'nope'"),
+    ({"collections": {"posts": {"hidden": ["nope"]}}}, "hidden names 'nope', which is not a field of posts"),
+    ({"collections": {"posts": {"operations": ["erase"]}}}, "operations"),
+    ({"extensions": ["hapta_no_such_module"]}, "extensions: hapta_no_such_module cannot be imported (ModuleNotFoundError"),
+    ({"extensions": ["broken_ext"], "extension_paths": ["ext"]}, "extensions: broken_ext cannot be imported (ZeroDivisionError"),
+    ({"extensions": ["api_ext"], "extension_paths": ["ext"]}, "extensions: api_ext: route /api/feed is reserved"),
+    ({"extensions": ["hook_ext"], "extension_paths": ["ext"]}, "extensions: hook_ext: before_write names 'nope'"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), BAD_POLICIES)
+def test_bad_policy_or_extension_is_one_line_exit_2_nothing_written(
+    tmp_path: Path, config: dict[str, object], message: str
+) -> None:
+    out = tmp_path / "out"
+    (out / "ext").mkdir(parents=True)
+    (out / "ext" / "broken_ext.py").write_text("1 / 0\n")
+    (out / "ext" / "api_ext.py").write_text(
+        "from fastapi import APIRouter\nrouter = APIRouter()\nrouter.get('/api/feed')(lambda: 1)\n"
+    )
+    (out / "ext" / "hook_ext.py").write_text("before_write = {'nope:create': print}\n")
+    path = tmp_path / "hapta.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["build", "-q", "--schema", str(POSTLY / "pb_schema.json"), "--config", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert sorted(p.name for p in out.iterdir()) == ["ext"]  # nothing written

@@ -74,6 +74,26 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"sessions": "passthrough"},
     {"sessions": "Rolling"},
     {"sessions": True},
+    {
+        "collections": {
+            "posts": {
+                "operations": ["list", "view"],
+                "hidden": ["contact"],
+                "cache": {"enabled": False, "ttl": 5},
+                "ratelimits": [{"Label": "create", "Max": 1, "Duration": 1000, "Per": "user"}],
+            }
+        }
+    },
+    {"collections": {"posts": {"operations": ["erase"]}}},
+    {"collections": {"posts": {"colour": 1}}},
+    {"collections": {"posts": {"hidden": "contact"}}},
+    {"collections": {"posts": {"cache": {"ttl": -1}}}},
+    {"collections": {"posts": {"ratelimits": [{"Label": "create", "Max": 0, "Duration": 1}]}}},
+    {"cache": {"enabled": False, "collections": {"likes": {"ttl": 0}}}},
+    {"cache": {"collections": {"likes": {"enabled": "no"}}}},
+    {"extensions": ["myapp.gateway_ext"], "extension_paths": ["ext"]},
+    {"extensions": ["my-app"]},
+    {"extensions": "myapp"},
 ]
 
 
@@ -90,7 +110,7 @@ def test_schema_and_model_agree(data: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"cache": {"ttl2": 1}}, "config: cache: unknown key 'ttl2' (known: max_bytes, ttl)"),
+        ({"cache": {"ttl2": 1}}, "config: cache: unknown key 'ttl2' (known: collections, enabled, max_bytes, ttl)"),
         (
             {"ratelimit": {"max": 5}},
             "config: ratelimit: unknown key 'max' (known: Duration, IP, Max, Message, isEnabled)",
@@ -106,6 +126,14 @@ def test_schema_and_model_agree(data: dict[str, Any]) -> None:
         ),
         ({"typescript": {"path": "x.ts"}}, "config: typescript: unknown key 'path' (known: enabled, out)"),
         ({"sessions": "jwt"}, "config: 'sessions' must be 'passthrough' or 'rolling'"),
+        (
+            {"collections": {"posts": {"hide": ["x"]}}},
+            "config: collections: posts: unknown key 'hide' (known: cache, hidden, operations, ratelimits)",
+        ),
+        (
+            {"extensions": ["my-app"]},
+            "config: extensions: extension 'my-app' is not a dotted module name (myapp.gateway_ext)",
+        ),
     ],
 )
 def test_errors_name_the_key_in_one_line(data: dict[str, Any], message: str) -> None:
@@ -139,3 +167,25 @@ def test_cli_writes_prints_and_checks_the_schema(tmp_path: Path) -> None:
     assert wrote.exit_code == 0 and out.read_text(encoding="utf-8") == config_schema_text()
     fresh = runner.invoke(app, ["config", "schema", "--out", str(out), "--check"])
     assert fresh.exit_code == 0
+
+
+def test_collection_rules_and_cache_are_read_with_the_top_level_ones() -> None:
+    config = config_from_dict(
+        {
+            "ratelimits": [{"Label": "*:auth", "Max": 5, "Duration": 1000}],
+            "collections": {
+                "posts": {
+                    "ratelimits": [{"Label": "create", "Max": 3, "Duration": 1000, "Per": "user"}],
+                    "cache": {"ttl": 7},
+                }
+            },
+            "cache": {"collections": {"likes": {"enabled": False}}},
+        }
+    )
+    rules = config.rate_limits().rules
+    assert [(r.label, r.per, r.max) for r in rules] == [("*:auth", "ip", 5), ("posts:create", "user", 3)]
+    cache = config.collection_cache()
+    assert (cache["posts"].ttl, cache["likes"].enabled) == (7, False)
+    both = {"cache": {"collections": {"posts": {"ttl": 1}}}, "collections": {"posts": {"cache": {"ttl": 2}}}}
+    with pytest.raises(ConfigError, match="keep one"):
+        config_from_dict(both).collection_cache()

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
-    if args.workers > 1 and settings.cache and not settings.redis_url:
+    if args.workers > 1 and settings.cache_on and not settings.redis_url:
         # Each worker would hold a cache of its own, and a write through one would not reach
         # the others: several workers share a cache through HAPTA_REDIS_URL, or serve without.
         os.environ["HAPTA_CACHE"] = "off"

@@ -2,8 +2,9 @@
 """The ASGI application: a small dispatcher in front of two handlers.
 
 ``/api/...`` goes straight to the request chain (``chain``: pure-ASGI layers, no framework
-routing); ``/docs``, ``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app;
-anything else is a 404 in PocketBase's envelope. Settings are read at startup (lifespan), so
+routing); ``/docs``, ``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app; the
+extensions' routes (``extensions``, ``extapp``) to theirs; anything else is a 404 in
+PocketBase's envelope. Settings are read at startup (lifespan), so
 importing this module needs no environment.
 
 Realtime streams never end by themselves, and a server shutting down gracefully waits for
@@ -23,15 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import chain, limitstore, logs, offload
+from . import chain, extensions, limitstore, logs, offload
 from .asgi import ASGIApp, Receive, Scope, Send
 from .cachelisten import Listener
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
+from .extapp import ExtensionApp
+from .layers.hooks import HookTable
 from .metrics import Metrics
 
 if TYPE_CHECKING:
     from .cacheshared import SharedTier
+    from .layers.cache import Cache
 from .ops import PATHS, create_ops_app
 from .settings import Settings, load_settings
 from .upstream import Upstream, UpstreamError
@@ -58,6 +62,9 @@ class Gateway:
         self.cache_shared: SharedTier | None = None
         self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
+        #: The extensions' routers (``extensions``), when one has a router.
+        self.ext: ExtensionApp | None = None
+        self._caches: list[Cache] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._chained: dict[int, tuple[Any, Any]] = {}
         self._on_close: list[Callable[[], Awaitable[None]]] = []
@@ -70,6 +77,8 @@ class Gateway:
                 await self.api(scope, receive, send)
             elif path in PATHS and self.ops is not None:
                 await self.ops(scope, receive, send)
+            elif self.ext is not None and self.ext.serves(scope):
+                await self.ext(scope, receive, send)
             else:
                 await send({"type": "http.response.start", "status": 404, "headers": JSON_HEADERS})
                 await send({"type": "http.response.body", "body": _NOT_FOUND})
@@ -115,9 +124,14 @@ class Gateway:
         self.ops = create_ops_app(self.metrics, self.upstream_health)
         await self._startup_checks(settings)
         offload.configure(settings.check_workers)
-        if settings.cache and settings.has_superuser:
+        try:
+            loaded = extensions.load()
+        except extensions.ExtensionError as exc:
+            raise StartupError(str(exc)) from None
+        hooks = HookTable(loaded, self._hook_context, settings.max_body_size)
+        if settings.cache_on and settings.has_superuser:
             self.cache_listener = Listener(settings, self.metrics)
-        if settings.cache and settings.redis_url:
+        if settings.cache_on and settings.redis_url:
             from .cacheshared import SharedTier  # loads redis: only when it is used
 
             self.cache_shared = SharedTier(settings.redis_url, self.metrics)
@@ -129,7 +143,11 @@ class Gateway:
             self.cache_listener,
             self.cache_shared,
             self._on_close,
+            hooks,
+            self._caches,
         )
+        if loaded.routers:
+            self.ext = ExtensionApp(loaded, self._context)
         if self.cache_shared is not None:
             self.cache_shared.start()
         if self.cache_listener is not None:
@@ -137,6 +155,20 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
+
+    def _context(self, scope: Scope) -> extensions.Context:
+        assert self.api is not None
+        cache = self._caches[0] if self._caches else None
+        return extensions.Context(self.api, scope, cache, self.metrics)
+
+    def _hook_context(
+        self, scope: Scope, collection: str, operation: str, record_id: str
+    ) -> extensions.Context:
+        assert self.api is not None
+        cache = self._caches[0] if self._caches else None
+        return extensions.Context(
+            self.api, scope, cache, self.metrics, collection, operation, record_id
+        )
 
     def end_streams(self) -> None:
         """End every open realtime stream and refuse new ones. Safe from a signal handler or

@@ -73,6 +73,9 @@ class ReadPlan:
     #: The shared entry this authenticated caller may read too, or ``None``.
     shared: tuple[object, ...] | None
     tags: frozenset[str]
+    #: Seconds the answer's collections want it kept (``hapta.yaml``'s ``cache: collections``),
+    #: ``None``: the cache's default.
+    ttl: float | None = None
 
 
 def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
@@ -92,9 +95,9 @@ def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
         return None
     credential = _credential(scope)
     if not credential:
-        return ReadPlan(static.base + (b"",), None, static.tags)
+        return ReadPlan(static.base + (b"",), None, static.tags, static.ttl)
     shared = static.base + (b"",) if static.shareable and _regular_user(scope) else None
-    return ReadPlan(static.base + (credential,), shared, static.scoped_tags)
+    return ReadPlan(static.base + (credential,), shared, static.scoped_tags, static.ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ class _Static:
     scoped_tags: frozenset[str]
     #: An authenticated caller gets the same bytes as a guest (if a regular user).
     shareable: bool
+    ttl: float | None = None
 
 
 _STATIC: dict[tuple[str, bytes, bytes | None], _Static | None] = {}
@@ -130,6 +134,13 @@ def _static(
     expanded = _expanded(spec, [v for k, v in pairs if k == "expand"])
     if expanded is None:
         return None
+    involved = [spec, *expanded]
+    if not all(c.cache for c in involved):
+        return None  # ``hapta.yaml`` keeps one of them out of the cache
+    ttls = [c.cache_ttl for c in involved if c.cache_ttl is not None]
+    ttl = min(ttls) if ttls else None
+    if ttl == 0:
+        return None
     listing = route.name == "records.list"
     rules = [spec.rules.list if listing else spec.rules.view]
     rules += [e.rules.view for e in expanded]
@@ -153,7 +164,7 @@ def _static(
         and all(e.kind != "auth" for e in expanded)
     )
     base = (path, tuple(sorted(pairs, key=itemgetter(0))), origin)
-    return _Static(base, frozenset(tags), frozenset(tags | {SCOPED}), shareable)
+    return _Static(base, frozenset(tags), frozenset(tags | {SCOPED}), shareable, ttl)
 
 
 def write_tags(route: Route) -> frozenset[str] | None:

@@ -64,6 +64,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
             FieldSpec(name="updated", type="autodate"),
         ),
         auth=None,
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
     CollectionSpec(
         name="audit_log",
@@ -92,6 +98,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
             FieldSpec(name="created", type="autodate"),
         ),
         auth=None,
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
     CollectionSpec(
         name="comments",
@@ -123,6 +135,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
             FieldSpec(name="updated", type="autodate"),
         ),
         auth=None,
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
     CollectionSpec(
         name="follows",
@@ -156,6 +174,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
             FieldSpec(name="created", type="autodate"),
         ),
         auth=None,
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
     CollectionSpec(
         name="likes",
@@ -185,6 +209,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
             FieldSpec(name="created", type="autodate"),
         ),
         auth=None,
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
     CollectionSpec(
         name="post_stats",
@@ -212,6 +242,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
             FieldSpec(name="like_count", type="number"),
         ),
         auth=None,
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
     CollectionSpec(
         name="posts",
@@ -277,6 +313,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
             FieldSpec(name="updated", type="autodate"),
         ),
         auth=None,
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
     CollectionSpec(
         name="users",
@@ -329,6 +371,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         auth=AuthSpec(
             password=True, identity_fields=("email",), otp=False, oauth2=False, mfa=False
         ),
+        operations=frozenset(
+            ["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+        ),
+        hidden=(),
+        cache=True,
+        cache_ttl=None,
     ),
 )
 #: Collections in the schema that the gateway does not expose: requests to them are a 404.
@@ -338,3 +386,12 @@ BY_NAME: dict[str, CollectionSpec] = {c.name: c for c in COLLECTIONS} | {
 }
 #: ``hapta.yaml``'s ``sessions`` mode (``passthrough`` or ``rolling``); ``HAPTA_SESSIONS`` overrides it.
 SESSIONS = "passthrough"
+#: ``hapta.yaml``'s ``cache``: on or off, entry lifetime (s) and memory (bytes); ``HAPTA_CACHE``,
+#: ``HAPTA_CACHE_TTL`` and ``HAPTA_CACHE_MAX_BYTES`` override them at run time.
+CACHE_ENABLED = True
+CACHE_TTL = 300
+CACHE_MAX_BYTES = 67108864
+#: ``hapta.yaml``'s ``extensions`` (imported at start, see ``extensions``) and the directories,
+#: relative to this package's parent directory, searched for them first.
+EXTENSIONS: tuple[str, ...] = ("postly_ext.feed",)
+EXTENSION_PATHS: tuple[str, ...] = ("../examples/postly/ext", "ext")

@@ -9,7 +9,9 @@ decides which events it receives, exactly as without the gateway.
 
 ``POST`` (the subscriptions) is checked here first: ``clientId`` and the topic limits as
 PocketBase checks them, and every topic's collection must be one the gateway exposes (with
-``expand`` and ``filter`` inside ``?options=`` checked as on the list path). It is then
+``expand`` and ``filter`` inside ``?options=`` checked as on the list path; a collection whose
+``hapta.yaml`` policy leaves out ``realtime`` or hides fields is refused, since events are
+relayed as PocketBase sends them). It is then
 forwarded unchanged like any request: the caller's own ``Authorization``, and the same
 forwarded client IP as the stream.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from .asgi import Headers, Receive, Send
 from .catalog import BY_NAME
-from .errors import BAD_REQUEST, ApiError, field_error, invalid
+from .errors import BAD_REQUEST, NOT_ALLOWED, ApiError, field_error, invalid
 from .gorequest import (
     FORM,
     JSON,
@@ -37,7 +39,7 @@ from .gorequest import (
     strict_json,
 )
 from .upstream import Response, UpstreamError
-from .validation import check_expand, check_filter
+from .validation import check_expand, check_filter, expanded
 
 #: PocketBase's limits (``apis/realtime.go``).
 MAX_CLIENT_ID = 255
@@ -138,10 +140,24 @@ def _topic_problem(topic: str) -> dict[str, Any] | None:
         return field_error(
             "validation_invalid_collection", f"Unknown collection {name!r}.", {"value": name}
         )
+    if "realtime" not in spec.operations:
+        return field_error("validation_not_allowed", NOT_ALLOWED, {"value": name})
+    if spec.hidden:  # events are relayed as PocketBase sends them: they would carry the fields
+        return field_error(
+            "validation_not_allowed", f"{name!r} has hidden fields: not available in realtime."
+        )
     try:
         options = _options(query)
         if isinstance(expand := options.get("expand"), str):
             check_expand(spec, expand)
+            for target in expanded(spec, expand):
+                if target.hidden:
+                    raise invalid(
+                        BAD_REQUEST,
+                        "expand",
+                        "validation_not_allowed",
+                        f"{target.name!r} has hidden fields: not expandable in realtime.",
+                    )
         if isinstance(filter_ := options.get("filter"), str):
             check_filter(filter_)
     except ApiError as exc:

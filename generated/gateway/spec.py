@@ -73,6 +73,15 @@ class CollectionSpec:
     public_view: bool
     fields: tuple[FieldSpec, ...] = ()
     auth: AuthSpec | None = None
+    #: ``hapta.yaml``'s ``collections: <name>:``: the operations served (``list``, ``view``,
+    #: ``create``, ``update``, ``delete``, ``file``, ``auth``, ``realtime``; the others answer
+    #: 405), the fields withheld from every answer, and the response cache's settings.
+    operations: frozenset[str] = frozenset(
+        {"list", "view", "create", "update", "delete", "file", "auth", "realtime"}
+    )
+    hidden: tuple[str, ...] = ()
+    cache: bool = True
+    cache_ttl: int | None = None
 
     @cached_property
     def field_by_name(self) -> dict[str, FieldSpec]:

@@ -101,6 +101,7 @@ def build(
     from ..ir.config import load_config
     from ..ir.model import to_json
     from ..schema.loader import load_file
+    from .extensions import check_extensions
 
     started = time.perf_counter()
 
@@ -120,6 +121,7 @@ def build(
     if dump_ir:
         typer.echo(to_json(result.ir), nl=False)
         return
+    check_extensions(result.ir, out, config)
     elapsed = time.perf_counter() - started
     if check:
         changes = compare(result.files, out)

@@ -35,7 +35,7 @@ def run_demo(*, port: int, host: str, pb_port: int | None, pocketbase_only: bool
     Prints the gateway, /docs and PocketBase admin URLs and the example users' logins.
     """
     from .pbserver import PocketBaseServer, stop_process
-    from .seed import postly_schema, seed_postly
+    from .seed import postly_dir, postly_schema, seed_postly
 
     if not pocketbase_only:
         _check_port_free(host, port)
@@ -61,6 +61,10 @@ def run_demo(*, port: int, host: str, pb_port: int | None, pocketbase_only: bool
                 "POCKETBASE_URL": pb.url,
                 "PB_SUPERUSER_EMAIL": pb.email,
                 "PB_SUPERUSER_PASSWORD": pb.password,
+                # the example's extension (postly_ext.feed), wherever the gateway was built
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(postly_dir() / "ext"), os.environ.get("PYTHONPATH")) if p
+                ),
             }
             _say("starting the gateway...")
             gateway = subprocess.Popen(

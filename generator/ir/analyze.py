@@ -7,12 +7,13 @@ the relation graph behind ``expand`` and cache tags, and per-collection policies
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 from ..schema.model import PBCollection, PBField, PBSchema
 from . import fieldtypes, naming, types
-from .config import Config
+from .config import OPERATIONS, Config
 from .jsonfields import JsonFieldIR, JsonSchemaDoc, check_fields
 from .model import CollectionIR, ExpandIR, FieldIR, FileIR, LiteralIR, ModifierIR, SchemaIR
 from .ratelimits import check_collections
@@ -44,6 +45,9 @@ def analyze(
         key=lambda c: c.name,
     )
     excluded = tuple(sorted(known - {c.name for c in exposed}))
+    caches = config.collection_cache()
+    _check_policies(config, caches, {c.name: c for c in exposed})
+    exposed = [_withhold(c, config.collections.get(c.name)) for c in exposed]
     limits = config.rate_limits()
     check_collections(limits, {c.name for c in exposed})
     check_fields(json_schemas, schema, {c.name for c in exposed})
@@ -57,10 +61,19 @@ def analyze(
 
     collections = []
     for col in exposed:
+        ir = _collection(
+            col, names, taken_globals, resolve, back_refs.get(col.name, []), schema,
+            {jf.field: jf for jf in json_fields if jf.collection == col.name},
+        )
+        policy = config.collections.get(col.name)
+        cache = caches.get(col.name)
         collections.append(
-            _collection(
-                col, names, taken_globals, resolve, back_refs.get(col.name, []), schema,
-                {jf.field: jf for jf in json_fields if jf.collection == col.name},
+            replace(
+                ir,
+                operations=_operations(col, policy.operations if policy else None),
+                withheld=tuple(policy.hidden) if policy else (),
+                cache_enabled=cache.enabled if cache else True,
+                cache_ttl=cache.ttl if cache else None,
             )
         )
     return SchemaIR(
@@ -82,6 +95,9 @@ def analyze(
         ratelimits=limits,
         cache_ttl=config.cache.ttl,
         cache_max_bytes=config.cache.max_bytes,
+        cache_enabled=config.cache.enabled,
+        extensions=config.extensions,
+        extension_paths=config.extension_paths,
         warnings=schema.warnings + limits.warnings,
         typescript_out=config.typescript.out if config.typescript.enabled else "",
         sessions=config.sessions,
@@ -112,6 +128,42 @@ def _typed_json(slot: SlotIR | None, jf: JsonFieldIR | None) -> SlotIR | None:
         return slot
     model = TypeIR("model", name=jf.class_name, nullable=slot.type.nullable)
     return SlotIR(model, required=slot.required)
+
+
+def _check_policies(
+    config: Config, caches: Mapping[str, object], exposed: dict[str, PBCollection]
+) -> None:
+    """``collections:`` and ``cache: collections:`` name exposed collections and their fields."""
+    for section, names in (("collections", config.collections), ("cache: collections", caches)):
+        for name in names:
+            if name not in exposed:
+                what = "an exposed collection" if name in config.exclude else "a collection"
+                raise ConfigError(f"{section} names {name!r}, which is not {what} of the schema")
+    for name, policy in config.collections.items():
+        col = exposed[name]
+        for field in policy.hidden:
+            found = col.field(field)
+            if found is None:
+                raise ConfigError(
+                    f"collections: {name}: hidden names {field!r}, which is not a field of {name}"
+                )
+            if field == "id":
+                raise ConfigError(f"collections: {name}: hidden cannot hide id")
+
+
+def _withhold(col: PBCollection, policy: object) -> PBCollection:
+    """``col`` with the fields ``hidden`` in its policy hidden as PocketBase hides its own:
+    out of the Record, Create and Update models, the expands and the modifiers."""
+    hidden = set(getattr(policy, "hidden", ()))
+    if not hidden:
+        return col
+    fields = tuple(replace(f, hidden=True) if f.name in hidden else f for f in col.fields)
+    return replace(col, fields=fields)
+
+
+def _operations(col: PBCollection, chosen: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The operations the gateway serves for ``col`` (``None``: all of them)."""
+    return tuple(op for op in OPERATIONS if chosen is None or op in chosen)
 
 
 def _assign_names(collections: list[PBCollection]) -> dict[str, _Names]:

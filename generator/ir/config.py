@@ -7,9 +7,16 @@ distribution: hapta-gateway # its pip name
 title: Postly API           # OpenAPI title
 exclude: [audit_log]        # collections the gateway does not expose (404, never proxied)
 include_system: false       # expose system collections (_superusers, ...) too
-cache:
+cache:                      # HAPTA_CACHE, HAPTA_CACHE_TTL, HAPTA_CACHE_MAX_BYTES win at run time
+  enabled: true
   ttl: 300                  # seconds; a backstop, invalidation is by realtime events
   max_bytes: 67108864
+  collections: {likes: {enabled: false}}   # or under collections: <name>: cache:
+collections:                # per-collection policy (checked against the schema)
+  follows: {operations: [list, view]}      # the others answer 405 before PocketBase
+  posts: {hidden: [contact], ratelimits: [{Label: create, Max: 60, Duration: 60000}]}
+extensions: [postly_ext.feed]              # your modules: router, before_write, after_read
+extension_paths: [../examples/postly/ext]  # relative to --out (or hapta.yaml, at build)
 ratelimit:                  # the default rule, in Hapta's shape (Duration in ms); more
   Max: 300                  # rules under ratelimits: (see ratelimits.py)
   Duration: 10000
@@ -126,13 +133,75 @@ class LegacyRateLimit(_Settings):
     message: str | None = Field(default=None, alias="Message")
 
 
-class CacheConfig(_Settings):
-    """The response cache."""
+class CollectionCache(_Settings):
+    """The response cache for one collection's reads (and reads that expand into it)."""
 
+    enabled: bool = Field(default=True, description="Cache this collection's answers.")
+    ttl: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds an entry lives (default: the cache's ttl; 0: never cached). "
+        "HAPTA_CACHE_TTL, when set, caps it.",
+    )
+
+
+class CacheConfig(_Settings):
+    """The response cache (the run-time settings HAPTA_CACHE, HAPTA_CACHE_TTL and
+    HAPTA_CACHE_MAX_BYTES override these)."""
+
+    enabled: bool = Field(default=True, description="Cache GET list/view answers.")
     ttl: int = Field(
         default=300, ge=0, description="Seconds; a backstop, invalidation is by realtime events."
     )
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Memory for cached responses.")
+    collections: dict[str, CollectionCache] = Field(
+        default_factory=dict,
+        description="Per collection (also settable as collections: <name>: cache:).",
+    )
+
+
+#: What ``collections: <name>: operations`` may list (``auth``: every auth endpoint; ``file``:
+#: downloads; ``realtime``: subscribing to the collection's topics).
+OPERATIONS = ("list", "view", "create", "update", "delete", "file", "auth", "realtime")
+Operation = Literal["list", "view", "create", "update", "delete", "file", "auth", "realtime"]
+
+
+class CollectionRateLimit(LabeledRateLimit):
+    """A rate-limit rule of the collection's own: ``Label`` is an operation of it (``create``,
+    ``list``, ``auth-with-password``...) or ``*``; read as ``<collection>:<Label>``."""
+
+    label: str = Field(
+        alias="Label",
+        description="An operation of the collection (list, view, create, update, delete, file, "
+        "auth, auth-with-password, ...) or '*'.",
+    )
+
+
+class CollectionPolicy(_Settings):
+    """What the gateway exposes of one collection, beyond PocketBase's own rules."""
+
+    operations: tuple[Operation, ...] | None = Field(
+        default=None,
+        strict=False,  # a YAML list
+        description="The operations the gateway serves (default: all of "
+        + ", ".join(OPERATIONS)
+        + "); the others answer 405 before PocketBase is asked.",
+    )
+    hidden: tuple[StrictStr, ...] = Field(
+        default=(),
+        strict=False,  # a YAML list
+        description="Fields never returned, filtered, sorted, expanded or written through the "
+        "gateway (in addition to PocketBase's hidden ones).",
+    )
+    cache: CollectionCache | None = Field(
+        default=None, description="The response cache for this collection (as cache: collections:)."
+    )
+    ratelimits: tuple[CollectionRateLimit, ...] = Field(
+        default=(),
+        strict=False,  # a YAML list
+        description="Rate-limit rules of this collection (as ratelimits: with Label "
+        "'<collection>:<Label>').",
+    )
 
 
 def _ts_out(value: str) -> str:
@@ -161,6 +230,15 @@ def _json_schemas(value: dict[str, str]) -> dict[str, str]:
     for key in value:
         if not _JSON_FIELD.match(key):
             raise ValueError(f"json_schemas key {key!r} must be <collection>.<field>")
+    return value
+
+
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _module(value: str) -> str:
+    if not _MODULE.match(value):
+        raise ValueError(f"extension {value!r} is not a dotted module name (myapp.gateway_ext)")
     return value
 
 
@@ -229,6 +307,28 @@ class Config(_Settings):
         default=None,
         description="Deprecated: write ratelimit (Duration in milliseconds) instead.",
     )
+    collections: dict[str, CollectionPolicy] = Field(
+        default_factory=dict,
+        description="Per-collection policy: operations served, hidden fields, cache, rate limits.",
+    )
+    extensions: tuple[
+        Annotated[
+            str, AfterValidator(_module), WithJsonSchema({"type": "string", "pattern": _MODULE.pattern})
+        ],
+        ...,
+    ] = Field(
+        default=(),
+        strict=False,  # a YAML list
+        description="Your own importable modules the gateway loads at start: a FastAPI `router` "
+        "mounted outside /api/, and `before_write` / `after_read` hooks.",
+    )
+    extension_paths: tuple[StrictStr, ...] = Field(
+        default=(),
+        strict=False,  # a YAML list
+        description="Directories added to the import path for the extensions: relative to the "
+        "build's --out directory (the gateway looks there at start; the build too) or to "
+        "hapta.yaml (the build only), or absolute. Missing ones are skipped.",
+    )
     typescript: TypeScriptConfig = Field(
         default_factory=TypeScriptConfig,
         description="TypeScript types for front ends, in pocketbase-typegen's shape.",
@@ -279,11 +379,52 @@ class Config(_Settings):
         return copy
 
     def rate_limits(self, source: str = "hapta.yaml") -> RateLimits:
-        """The rate-limit rules, checked and normalised (``ratelimits.parse_ratelimits``)."""
+        """The rate-limit rules, checked and normalised (``ratelimits.parse_ratelimits``); the
+        rules under ``collections: <name>: ratelimits`` come after the top-level ones."""
         sections = self.model_dump(
-            mode="json", by_alias=True, exclude_none=True, include=set(RATELIMIT_KEYS)
+            mode="json",
+            by_alias=True,
+            exclude_none=True,
+            include=set(RATELIMIT_KEYS) | {"collections"},
         )
-        return parse_ratelimits(sections, source)
+        return parse_ratelimits(_with_collection_rules(sections), source)
+
+    def collection_cache(self) -> dict[str, CollectionCache]:
+        """The cache settings per collection, from ``cache: collections:`` and from
+        ``collections: <name>: cache:`` (one place per collection)."""
+        out = dict(self.cache.collections)
+        for name, policy in self.collections.items():
+            if policy.cache is None:
+                continue
+            if name in out:
+                raise ConfigError(
+                    f"collections: {name}: cache is also set under cache: collections: {name} "
+                    "(keep one)"
+                )
+            out[name] = policy.cache
+        return out
+
+
+def _with_collection_rules(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (keys as written) with each ``collections: <name>: ratelimits`` rule appended to
+    ``ratelimits`` as ``<name>:<Label>``; the rest of ``collections`` is not read here."""
+    sections = {k: v for k, v in data.items() if k in RATELIMIT_KEYS}
+    policies = data.get("collections")
+    if not isinstance(policies, dict):
+        return sections
+    extra = []
+    for name, policy in policies.items():
+        rules = policy.get("ratelimits") if isinstance(policy, dict) else None
+        if not isinstance(rules, list):
+            continue
+        for rule in rules:
+            if isinstance(rule, dict) and isinstance(rule.get("Label"), str):
+                rule = {**rule, "Label": f"{name}:{rule['Label']}"}
+            extra.append(rule)
+    base = sections.get("ratelimits")
+    if extra and (base is None or isinstance(base, list | tuple)):
+        sections["ratelimits"] = list(base or ()) + extra
+    return sections
 
 
 def load_config(path: Path | None) -> Config:
@@ -303,8 +444,14 @@ def config_from_dict(data: object, *, source: str = "config") -> Config:
     """``data`` (parsed YAML) as a ``Config``, or a one-line ``ConfigError`` naming the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
-    # The rate-limit sections first, in their own words (labels, names, the deprecated key).
-    parse_ratelimits({k: v for k, v in data.items() if k in RATELIMIT_KEYS}, source)
+    # The rate-limit sections first, in their own words (labels, names, the deprecated key);
+    # each collection's own rules where they are written, then all of them together.
+    policies = data.get("collections")
+    for name, policy in policies.items() if isinstance(policies, dict) else ():
+        if isinstance(policy, dict) and policy.get("ratelimits") is not None:
+            alone = _with_collection_rules({"collections": {name: policy}})
+            parse_ratelimits(alone, f"{source}: collections: {name}")
+    parse_ratelimits(_with_collection_rules(data), source)
     try:
         # Keys as the file spells them (`Max`, not `max`); Python callers may use either.
         return Config.model_validate(data, by_alias=True, by_name=False)

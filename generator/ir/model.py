@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..schema.model import AuthOptions, FieldType, Rules
+from .config import OPERATIONS
 from .jsonfields import JsonFieldIR
 from .ratelimits import RateLimits
 from .types import SlotIR, TypeIR
@@ -139,6 +140,28 @@ class CollectionIR:
     exports: tuple[str, ...]
     #: The catalog's ``AuthSpec(...)`` (auth collections) or ``"None"``.
     auth_spec: str = "None"
+    #: ``hapta.yaml``'s ``collections: <name>:``: the operations served (the others: 405),
+    #: the fields withheld from every answer, and the cache's settings for this collection.
+    operations: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
+    cache_enabled: bool = True
+    cache_ttl: int | None = None
+
+    @property
+    def policy_summary(self) -> str:
+        """``hapta.yaml``'s policy for the collection in words (the generated README), or ""."""
+        parts = []
+        if self.operations and len(self.operations) < len(OPERATIONS):
+            parts.append("operations " + ", ".join(self.operations))
+        elif not self.operations:
+            parts.append("no operations")
+        if self.withheld:
+            parts.append("hidden " + ", ".join(self.withheld))
+        if not self.cache_enabled:
+            parts.append("not cached")
+        elif self.cache_ttl is not None:
+            parts.append(f"cached at most {self.cache_ttl} s")
+        return "; ".join(parts)
 
     @property
     def field_specs(self) -> tuple[str, ...]:
@@ -180,6 +203,11 @@ class SchemaIR:
     sessions: str = "passthrough"
     #: ``hapta.yaml``'s ``json_schemas``: the typed json fields, by collection and field name.
     json_fields: tuple[JsonFieldIR, ...] = ()
+    #: ``hapta.yaml``'s ``cache: enabled`` (``HAPTA_CACHE`` overrides it at run time).
+    cache_enabled: bool = True
+    #: Modules the gateway imports at start (``extensions``), and where it looks first.
+    extensions: tuple[str, ...] = ()
+    extension_paths: tuple[str, ...] = ()
 
     def collection(self, name: str) -> CollectionIR:
         return next(c for c in self.collections if c.name == name)

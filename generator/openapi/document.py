@@ -102,7 +102,7 @@ def _paths(ir: SchemaIR) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for c in ir.collections:
         out |= paths.record_paths(c)
-        if c.type == "auth":
+        if c.type == "auth" and "auth" in c.operations:
             out |= auth.auth_paths(c)
     return out | shared.shared_paths(ir)
 

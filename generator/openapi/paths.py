@@ -261,7 +261,7 @@ def record_paths(c: CollectionIR) -> dict[str, Any]:
         ),
     }
     if c.create_class is None or c.update_class is None:
-        return {c.records_path: collection, c.records_path + "/{id}": one}
+        return _exposed(c, collection, one)
     manage = ""
     if c.type == "auth":
         manage = (
@@ -311,7 +311,24 @@ def record_paths(c: CollectionIR) -> dict[str, Any]:
         parameters=[param("recordId")],
         rule=("deleteRule", rules.delete),
     )
-    return {c.records_path: collection, c.records_path + "/{id}": one}
+    return _exposed(c, collection, one)
+
+
+#: The operation (``hapta.yaml``'s ``collections: <name>: operations``) of each method, on the
+#: records path and on a record's path.
+_OPERATIONS = ({"get": "list", "post": "create"}, {"get": "view", "patch": "update", "delete": "delete"})
+
+
+def _exposed(c: CollectionIR, collection: dict[str, Any], one: dict[str, Any]) -> dict[str, Any]:
+    """The two paths with only the operations the gateway serves for ``c`` (the others: 405)."""
+    out = {}
+    for path, methods, ops in zip(
+        (c.records_path, c.records_path + "/{id}"), (collection, one), _OPERATIONS, strict=True
+    ):
+        kept = {m: v for m, v in methods.items() if ops[m] in c.operations}
+        if kept:
+            out[path] = kept
+    return out
 
 
 def _body(

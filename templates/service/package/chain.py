@@ -1,11 +1,13 @@
 """The request path for ``/api/...``, assembled in one place from the settings.
 
-    observe → client IP → route → [rate limit] → [session] → [cache] → validate → forward
+    observe → client IP → route → [rate limit] → [hooks] → [session] → [cache] → validate
+            → [shape] → forward
 
 A layer that is switched off is not in the chain, so a request pays nothing for it: the session
 layer is there only in rolling mode (``HAPTA_SESSIONS``, else ``hapta.yaml``'s ``sessions``, the
 catalog's ``SESSIONS``), the rate limits only when there are rules, the cache unless
-``HAPTA_CACHE=off``.
+``HAPTA_CACHE=off`` (or ``hapta.yaml``'s ``cache: enabled: false``), the extensions' hooks
+only when an extension has some, the shape layer only when ``hapta.yaml`` hides a field.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from .clientip import ClientIP
 from .layers.cache import Cache
 from .layers.clientip import ClientAddress
 from .layers.forward import Forward
+from .layers.hooks import Hooked, HookTable
 from .layers.observe import Observe
 from .layers.ratelimit import from_settings as rate_limit
 from .layers.route import RouteLayer
 from .layers.session import Sessions
+from .layers.shape import ANY_HIDDEN, Shape
 from .layers.validate import Validate
 from .metrics import Metrics
 from .ratelimit import Rules
@@ -47,21 +51,31 @@ def build(
     listener: Listener | None = None,
     shared: SharedTier | None = None,
     on_close: list[Callable[[], Awaitable[None]]] | None = None,
+    hooks: HookTable | None = None,
+    caches: list[Cache] | None = None,
 ) -> ASGIApp:
     """The chain, innermost layer first. With the cache on, ``listener`` (when given: the
     superuser credentials are set) feeds it the writes made elsewhere, and ``shared`` (when
     given: ``HAPTA_REDIS_URL``) is the tier behind its in-process store; the caller starts
-    both. What must be closed at shutdown goes in ``on_close``."""
+    both. What must be closed at shutdown goes in ``on_close``. ``hooks`` are the extensions'
+    (``extensions``); the cache layer, when there is one, is appended to ``caches``."""
     streams = StreamSlots.from_settings(settings)
     app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
+    if ANY_HIDDEN:
+        app = Shape(app)
     app = Validate(app, settings.max_body_size)
-    if settings.cache:
-        app = _cache(app, settings, metrics, listener, shared)
+    if settings.cache_on:
+        layer = _cache(app, settings, metrics, listener, shared)
+        app = layer
+        if caches is not None:
+            caches.append(layer)
     if (settings.sessions or SESSIONS) == "rolling":
         store = open_store(settings.redis_url, settings.redis_timeout)
         app = Sessions(app, store, metrics, settings.session_grace)
         if on_close is not None:
             on_close.append(store.aclose)
+    if hooks is not None and hooks.any:  # before sessions: hooks act with the caller's own key
+        app = Hooked(app, hooks)
     if settings.rate_limit_enabled and RULES:
         app = rate_limit(app, settings, metrics, Rules(RULES))
     app = RouteLayer(app)
@@ -77,11 +91,12 @@ def _cache(
     listener: Listener | None,
     shared: SharedTier | None,
 ) -> Cache:
-    store = CacheStore(settings.cache_max_bytes)
+    store = CacheStore(settings.cache_bytes)
     metrics.cache_bytes.set_function(lambda: store.bytes)
     ttl = settings.cache_lifetime
+    lifetime = settings.lifetime
     if listener is None:
-        layer = Cache(app, store, metrics, lambda: ttl, shared)
+        layer = Cache(app, store, metrics, lifetime, shared)
         msg = (
             f"response cache on: entries live at most {ttl:g} s (HAPTA_CACHE_TTL), because "
             "writes made outside this gateway are not observed without PB_SUPERUSER_EMAIL / "
@@ -89,7 +104,13 @@ def _cache(
         )
     else:
         short = min(ttl, SHORT_TTL)
-        layer = Cache(app, store, metrics, lambda: ttl if listener.up else short, shared)
+        layer = Cache(
+            app,
+            store,
+            metrics,
+            lambda wanted: lifetime(wanted) if listener.up else min(lifetime(wanted), short),
+            shared,
+        )
         listener.attach(layer.invalidate if shared is None else _everywhere(layer, shared))
         msg = (
             f"response cache on: entries live at most {ttl:g} s (HAPTA_CACHE_TTL); writes made "
@@ -99,7 +120,7 @@ def _cache(
     if shared is not None:
         shared.attach(layer.invalidate)
         msg += "; shared with other processes through HAPTA_REDIS_URL"
-    logs.log.info(msg, extra={"fields": {"msg": msg, "max_bytes": settings.cache_max_bytes}})
+    logs.log.info(msg, extra={"fields": {"msg": msg, "max_bytes": settings.cache_bytes}})
     return layer
 
 

@@ -17,6 +17,8 @@ UPSTREAM_DOWN = "PocketBase is unreachable."
 UPSTREAM_TIMEOUT = "PocketBase did not answer in time."
 BUSY = "The gateway is busy; try again shortly."
 TOO_LARGE = "Request entity too large."
+#: An operation ``hapta.yaml`` does not expose for the collection (``collections: <name>:``).
+NOT_ALLOWED = "The operation is not allowed for this collection."
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 

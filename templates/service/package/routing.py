@@ -2,6 +2,8 @@
 
 Only PocketBase's own paths for exposed collections are routes; anything else is answered
 here and never reaches PocketBase. Collections may be named by name or id, as in PocketBase.
+An operation ``hapta.yaml`` leaves out for a collection (``collections: <name>: operations``)
+is a 405 with ``Allow``, also before PocketBase.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .catalog import BY_NAME
-from .errors import NOT_FOUND, ApiError
+from .errors import NOT_ALLOWED, NOT_FOUND, ApiError
 from .spec import CollectionSpec
 
 #: POST endpoints of auth collections (``GET auth-methods`` is separate).
@@ -122,5 +124,41 @@ def _collection(key: str, missing: str) -> CollectionSpec:
 
 def _allow(method: str, methods: tuple[str, ...], route: Route) -> Route:
     if method in methods or method == "OPTIONS" or (method == "HEAD" and "GET" in methods):
+        spec = route.collection
+        if spec is not None and method != "OPTIONS":
+            operation = _OPERATIONS.get(route.name, route.name.partition(".")[0])
+            if operation in _CHECKED and operation not in spec.operations:
+                raise not_allowed(spec, route)
         return route
     raise ApiError(404, NOT_FOUND)  # PocketBase answers a wrong method like a wrong path
+
+
+#: Route names → the operation ``hapta.yaml``'s ``collections: <name>: operations`` names
+#: (``auth.*``: ``auth``); a route of another kind is not checked here.
+_OPERATIONS = {
+    "records.list": "list",
+    "records.view": "view",
+    "records.create": "create",
+    "records.update": "update",
+    "records.delete": "delete",
+    "files.download": "file",
+    "sse.list": "realtime",
+    "sse.view": "realtime",
+    "datastar.list": "realtime",
+}
+_CHECKED = frozenset({*_OPERATIONS.values(), "auth"})
+#: The methods of a records path, by operation (for a 405's ``Allow``).
+_METHODS = {"list": "GET", "create": "POST", "view": "GET", "update": "PATCH", "delete": "DELETE"}
+
+
+def not_allowed(spec: CollectionSpec, route: Route) -> ApiError:
+    """The 405 for ``route``, with ``Allow`` naming what the path does serve."""
+    ops: tuple[str, ...]
+    if route.name in ("records.list", "records.create"):
+        ops = ("list", "create")
+    elif route.name.startswith("records."):
+        ops = ("view", "update", "delete")
+    else:
+        ops = ()
+    allow = ", ".join(_METHODS[op] for op in ops if op in spec.operations)
+    return ApiError(405, NOT_ALLOWED, headers=[(b"allow", allow.encode())])

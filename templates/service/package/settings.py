@@ -16,6 +16,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Seconds a cache entry lives at most when writes made elsewhere are not observed (no
+#: ``PB_SUPERUSER_*``) and ``HAPTA_CACHE_TTL`` is not set.
+NO_LISTENER_TTL = 5.0
 
 
 class SettingsError(Exception):
@@ -75,11 +78,13 @@ class Settings(BaseSettings):
     #: Worker processes that check bodies above 16 KiB off the event loop (see ``offload``).
     check_workers: int = Field(default=2, ge=1, alias="HAPTA_CHECK_WORKERS")
     #: The response cache (``layers/cache``): ``off`` takes it out of the chain. Entries live
-    #: at most ``cache_ttl`` seconds (default: 300 with the superuser credentials, which let
-    #: ``cachelisten`` see writes made elsewhere; 5 without) and hold ``cache_max_bytes`` in all.
-    cache: bool = Field(default=True, alias="HAPTA_CACHE")
+    #: at most ``cache_ttl`` seconds (default: ``hapta.yaml``'s ``cache: ttl``, 300, with the
+    #: superuser credentials, which let ``cachelisten`` see writes made elsewhere; at most 5
+    #: without) and hold ``cache_max_bytes`` in all. Unset, each takes ``hapta.yaml``'s value
+    #: as generated (the catalog's ``CACHE_*``); set, it wins.
+    cache: bool | None = Field(default=None, alias="HAPTA_CACHE")
     cache_ttl: float | None = Field(default=None, gt=0, alias="HAPTA_CACHE_TTL")
-    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, alias="HAPTA_CACHE_MAX_BYTES")
+    cache_max_bytes: int | None = Field(default=None, ge=4096, alias="HAPTA_CACHE_MAX_BYTES")
     #: Rolling-key sessions (``rolling``) or PocketBase's tokens as they are (``passthrough``);
     #: unset: ``hapta.yaml``'s ``sessions`` as generated. Rolling sessions live in
     #: ``HAPTA_REDIS_URL`` when set (shared, survive restarts), else in this process.
@@ -156,11 +161,35 @@ class Settings(BaseSettings):
         return bool(self.superuser_email and self.superuser_password)
 
     @property
+    def cache_on(self) -> bool:
+        """``HAPTA_CACHE``, else ``hapta.yaml``'s ``cache: enabled``."""
+        from .catalog import CACHE_ENABLED
+
+        return CACHE_ENABLED if self.cache is None else self.cache
+
+    @property
+    def cache_bytes(self) -> int:
+        """``HAPTA_CACHE_MAX_BYTES``, else ``hapta.yaml``'s ``cache: max_bytes``."""
+        from .catalog import CACHE_MAX_BYTES
+
+        return CACHE_MAX_BYTES if self.cache_max_bytes is None else self.cache_max_bytes
+
+    @property
     def cache_lifetime(self) -> float:
-        """``HAPTA_CACHE_TTL``, or its default: long when writes elsewhere are seen."""
+        """``HAPTA_CACHE_TTL``, or ``hapta.yaml``'s ``cache: ttl`` (at most ``NO_LISTENER_TTL``
+        when writes made elsewhere are not seen)."""
+        return self.lifetime(None)
+
+    def lifetime(self, wanted: float | None) -> float:
+        """How long an entry may live that its collections want to keep ``wanted`` seconds
+        (``None``: ``hapta.yaml``'s ``cache: ttl``); ``HAPTA_CACHE_TTL``, when set, decides the
+        default and caps the rest."""
+        from .catalog import CACHE_TTL
+
         if self.cache_ttl is not None:
-            return self.cache_ttl
-        return 300.0 if self.has_superuser else 5.0
+            return self.cache_ttl if wanted is None else min(wanted, self.cache_ttl)
+        ttl = float(CACHE_TTL if wanted is None else wanted)
+        return ttl if self.has_superuser else min(ttl, NO_LISTENER_TTL)
 
 
 _ENV_NAMES = {name: (info.alias or name) for name, info in Settings.model_fields.items()}

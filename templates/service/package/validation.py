@@ -2,9 +2,10 @@
 
 Query: ``page`` and ``perPage`` within PocketBase's bounds, ``sort`` and ``expand`` only on real
 fields and relations of exposed collections, ``filter`` never naming a collection the gateway
-does not expose. Bodies: the generated ``Create``/``Update`` models (select values, text length
-and pattern, number bounds, relation counts, required fields, ``field+``/``field-`` modifiers),
-and the typed json fields against their JSON Schemas (``jsonchecks``: the schema decides there).
+does not expose; neither names a field ``hapta.yaml`` hides. Bodies: the generated
+``Create``/``Update`` models (select values, text length and pattern, number bounds, relation
+counts, required fields, ``field+``/``field-`` modifiers), and the typed json fields against
+their JSON Schemas (``jsonchecks``: the schema decides there).
 Failures are ``ApiError`` 400s in PocketBase's envelope with the offending field named.
 """
 
@@ -38,6 +39,10 @@ _ENCODED_SEPARATOR = re.compile(r"%(2[fFeE]|5[cC])")
 _OUTWARD = frozenset(
     f.name for c in COLLECTIONS for f in c.fields if f.type == "relation" and f.target is None
 )
+#: Fields ``hapta.yaml`` hides (``collections: <name>: hidden``), in any exposed collection: a
+#: filter naming one anywhere in its text (string literals too: the gateway does not parse the
+#: expression as PocketBase does) is refused, so a hidden value cannot be probed.
+_WITHHELD = frozenset(name for c in COLLECTIONS for name in c.hidden)
 _FAILED = {
     "records.create": "Failed to create record.",
     "records.update": "Failed to update record.",
@@ -119,6 +124,8 @@ def _field_path(spec: CollectionSpec, path: str) -> str:
         assert current is not None
         last = i == len(segments) - 1
         field = current.field_by_name.get(segment)
+        if segment in current.hidden:
+            field = None  # withheld by hapta.yaml: as unknown as PocketBase makes its hidden ones
         if field is None:
             back = current.expand_by_key.get(segment)
             if back is None or not back.back:
@@ -140,6 +147,19 @@ def _field_path(spec: CollectionSpec, path: str) -> str:
             continue
         return f"{segment!r} has no fields to sort by."
     return ""
+
+
+def expanded(spec: CollectionSpec, value: str) -> list[CollectionSpec]:
+    """Every collection an (already checked) ``expand`` value reaches."""
+    out: list[CollectionSpec] = []
+    for item in value.split(","):
+        current: CollectionSpec | None = spec
+        for segment in item.strip().split("."):
+            found = current.expand_by_key.get(segment.strip()) if current else None
+            current = BY_NAME.get(found.target) if found is not None else None
+            if current is not None:
+                out.append(current)
+    return out
 
 
 def check_expand(spec: CollectionSpec, value: str) -> None:
@@ -189,6 +209,16 @@ def check_filter(value: str) -> None:
                 value=name,
             )
     for path in _PATH.findall(value):
+        for segment in path.split("."):
+            name = segment.partition(":")[0]
+            if name in _WITHHELD:
+                raise invalid(
+                    BAD_REQUEST,
+                    "filter",
+                    "validation_invalid_field",
+                    f"Unknown field {name!r}.",
+                    value=name,
+                )
         through = [s.partition(":")[0] for s in path.split(".")[:-1]]
         for segment in through:
             if segment in _OUTWARD:

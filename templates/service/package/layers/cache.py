@@ -7,7 +7,8 @@ A hit is the stored bytes and headers (with a strong ``ETag``), or a ``304`` whe
 for the first one's answer (single-flight) instead of asking PocketBase again. Writes (record
 writes, batch, auth actions) drop the tags they may have made stale as their answer starts, so
 whoever wrote reads the new value next. Writes made elsewhere arrive through ``invalidate``
-(called by ``cachelisten``); ``ttl()`` says how long a new entry may live. With ``shared``
+(called by ``cachelisten``); ``ttl(wanted)`` says how long a new entry may live that its
+collections want kept ``wanted`` seconds (``None``: the cache's default). With ``shared``
 (``cacheshared``, several processes through Valkey/Redis) the in-process store is its L1: a
 miss asks Redis before PocketBase, writes invalidate there too before their answer, and while
 Redis is down the cache is bypassed.
@@ -50,7 +51,7 @@ class Cache:
         app: ASGIApp,
         store: CacheStore,
         metrics: Metrics,
-        ttl: Callable[[], float],
+        ttl: Callable[[float | None], float],
         shared: SharedTier | None = None,
     ) -> None:
         self.app = app
@@ -119,7 +120,7 @@ class Cache:
             capture = _Capture(send, store.max_entry)
             await self.app(scope, receive, capture)
             key_size = len(scope["path"]) + 2 * len(scope["query_string"]) + 64
-            entry = capture.entry(plan.tags, time.monotonic() + self.ttl(), key_size)
+            entry = capture.entry(plan.tags, time.monotonic() + self.ttl(plan.ttl), key_size)
             if entry is not None:
                 store.put(plan.key, entry, started)
                 if versions:  # Redis checks the versions: a stale fill is never served there

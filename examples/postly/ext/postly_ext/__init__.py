@@ -1,0 +1,1 @@
+"""postly's gateway extension (``hapta.yaml``: ``extensions: [postly_ext.feed]``)."""

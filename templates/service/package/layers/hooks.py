@@ -1,0 +1,178 @@
+"""Runs the extensions' hooks (``extensions``): ``before_write`` on a JSON record write (and on
+each item of a JSON ``/api/batch``) before the gateway checks the body, ``after_read`` on a
+``200`` list page or record before the caller gets it. In the chain only when an extension has
+hooks; before the session layer, so a hook's ``ctx.pocketbase`` acts with the caller's own key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..asgi import ASGIApp, Message, Receive, Scope, Send, header, read_body, state
+from ..errors import BAD_REQUEST, ApiError
+from ..extensions import AfterRead, Context, Loaded
+from ..gorequest import JSON, body_kind
+from ..routing import BATCH
+from ..spec import CollectionSpec
+
+UNSUPPORTED = "Unsupported Content-Type."
+_WRITES = {"records.create": "create", "records.update": "update"}
+_READS = {"records.list": "list", "records.view": "view"}
+_BATCH_METHODS = {"POST": "create", "PUT": "create", "PATCH": "update"}
+
+
+@dataclass
+class HookTable:
+    """The hooks, and how a hook's ``Context`` is made for a request."""
+
+    loaded: Loaded
+    context: Callable[[Scope, str, str, str], Context]
+    max_body_size: int
+
+    @property
+    def any(self) -> bool:
+        return bool(self.loaded.before_write or self.loaded.after_read)
+
+
+class Hooked:
+    def __init__(self, app: ASGIApp, hooks: HookTable) -> None:
+        self.app = app
+        self.hooks = hooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = state(scope).route
+        assert route is not None
+        spec = route.collection
+        loaded = self.hooks.loaded
+        if spec is not None and route.name in _WRITES:
+            hooks = loaded.before_write.get((spec.name, _WRITES[route.name]))
+            if hooks:
+                body = await self._read_json(scope, receive)
+                ctx = self.hooks.context(scope, spec.name, _WRITES[route.name], route.record_id)
+                for hook in hooks:
+                    body = await hook(ctx, body)
+                await self.app(*_replaced(scope, orjson.dumps(body)), send)
+                return
+        elif route is BATCH and scope["method"] == "POST" and loaded.before_write:
+            raw = await self._batch(scope, receive)
+            await self.app(*_replaced(scope, raw), send)
+            return
+        elif spec is not None and route.name in _READS and scope["method"] == "GET":
+            read_hooks = loaded.after_read.get((spec.name, _READS[route.name]))
+            if read_hooks:
+                ctx = self.hooks.context(scope, spec.name, _READS[route.name], route.record_id)
+                await self.app(scope, receive, _Reshape(send, ctx, read_hooks))
+                return
+        await self.app(scope, receive, send)
+
+    async def _read_json(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        raw = await read_body(receive, self.hooks.max_body_size)
+        if not raw.strip():
+            return {}
+        if body_kind(header(scope, b"content-type") or b"") != JSON:
+            raise ApiError(400, UNSUPPORTED)  # hooks see JSON bodies only: nothing slips past
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, BAD_REQUEST) from None
+        if not isinstance(data, dict):
+            raise ApiError(400, BAD_REQUEST)
+        return data
+
+    async def _batch(self, scope: Scope, receive: Receive) -> bytes:
+        data = await self._read_json(scope, receive)
+        requests = data.get("requests")
+        if not isinstance(requests, list):
+            return orjson.dumps(data)  # the gateway's check answers it
+        for item in requests:
+            if not isinstance(item, dict):
+                continue
+            operation = _BATCH_METHODS.get(str(item.get("method", "")).upper())
+            spec, record_id = _batch_target(str(item.get("url", "")))
+            hooks = (
+                self.hooks.loaded.before_write.get((spec.name, operation or "")) if spec else None
+            )
+            if spec is None or not hooks:
+                continue
+            body = item.get("body")
+            body = dict(body) if isinstance(body, dict) else {}
+            ctx = self.hooks.context(scope, spec.name, operation or "", record_id)
+            for hook in hooks:
+                body = await hook(ctx, body)
+            item["body"] = body
+        return orjson.dumps(data)
+
+
+def _batch_target(url: str) -> tuple[CollectionSpec | None, str]:
+    from ..catalog import BY_NAME
+
+    parts = url.partition("?")[0].split("/")  # /api/collections/<name>/records[/<id>]
+    if len(parts) < 5 or parts[1:3] != ["api", "collections"] or parts[4] != "records":
+        return None, ""
+    return BY_NAME.get(parts[3]), parts[5] if len(parts) > 5 else ""
+
+
+def _replaced(scope: Scope, body: bytes) -> tuple[Scope, Receive]:
+    """The request with ``body`` in place of the one read (as JSON, its length recomputed)."""
+    headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"content-type")]
+    headers += [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    given = False
+
+    async def receive() -> Message:
+        nonlocal given
+        if given:
+            return {"type": "http.disconnect"}
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return {**scope, "headers": headers}, receive
+
+
+class _Reshape:
+    """Holds a ``200`` JSON answer, passes it through the ``after_read`` hooks, sends the result."""
+
+    __slots__ = ("ctx", "hooks", "parts", "send", "start")
+
+    def __init__(self, send: Send, ctx: Context, hooks: list[AfterRead]) -> None:
+        self.send = send
+        self.ctx = ctx
+        self.hooks = hooks
+        self.start: Message | None = None
+        self.parts: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if message["status"] == 200:
+                self.start = message
+                return
+            await self.send(message)
+            return
+        if self.start is None:
+            await self.send(message)
+            return
+        self.parts.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        raw = b"".join(self.parts)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # not a record or a page: nothing for the hooks
+            await self.send(self.start)
+            await self.send({"type": "http.response.body", "body": raw})
+            return
+        for hook in self.hooks:
+            data = await hook(self.ctx, data)
+        body = orjson.dumps(data)
+        headers = [
+            (k, v) for k, v in self.start["headers"] if k not in (b"content-length", b"etag")
+        ]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self.send({**self.start, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
