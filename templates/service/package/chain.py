@@ -1,6 +1,8 @@
 """The request path for ``/api/...``, assembled in one place from the settings.
 
-    observe → client IP → route → [rate limit] → [session] → [cache] → validate → forward
+    observe → client IP → route → [rate limit] → [session] → [cache] → validate → sse → forward
+
+``sse`` answers the gateway's own streams (``/sse/...``, ``/datastar/...``) and passes the rest.
 
 A layer that is switched off is not in the chain, so a request pays nothing for it: the session
 layer is there only in rolling mode (``HAPTA_SESSIONS``, else ``hapta.yaml``'s ``sessions``, the
@@ -19,6 +21,8 @@ from .cachelisten import SHORT_TTL, Invalidate, Listener
 from .cachestore import CacheStore
 from .catalog import SESSIONS
 from .clientip import ClientIP
+from .eventsource import upstream_source
+from .fragments import Fragments
 from .layers.cache import Cache
 from .layers.clientip import ClientAddress
 from .layers.forward import Forward
@@ -26,12 +30,15 @@ from .layers.observe import Observe
 from .layers.ratelimit import from_settings as rate_limit
 from .layers.route import RouteLayer
 from .layers.session import Sessions
+from .layers.sse import SseStreams
 from .layers.validate import Validate
 from .metrics import Metrics
 from .ratelimit import Rules
 from .ratelimit_rules import RULES
 from .sessions import open_store
 from .settings import Settings
+from .ssefeed import Feeds
+from .sseticket import Tickets
 from .streams import StreamSlots
 from .upstream import Upstream
 
@@ -54,6 +61,7 @@ def build(
     both. What must be closed at shutdown goes in ``on_close``."""
     streams = StreamSlots.from_settings(settings)
     app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
+    app = _sse(app, settings, upstream, metrics, streams, on_close)
     app = Validate(app, settings.max_body_size)
     if settings.cache:
         app = _cache(app, settings, metrics, listener, shared)
@@ -68,6 +76,36 @@ def build(
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))
     return Observe(app, metrics, access_log)
+
+
+def _sse(
+    app: ASGIApp,
+    settings: Settings,
+    upstream: Upstream,
+    metrics: Metrics,
+    streams: StreamSlots,
+    on_close: list[Callable[[], Awaitable[None]]] | None,
+) -> SseStreams:
+    feeds = Feeds(
+        upstream_source(upstream),
+        metrics,
+        client_buffer=settings.sse_client_buffer,
+        resume_events=settings.sse_resume_events,
+        resume_window=settings.sse_resume_window,
+    )
+    if on_close is not None:
+        on_close.append(feeds.aclose)
+    return SseStreams(
+        app,
+        feeds,
+        Tickets(settings.sse_ticket_ttl),
+        streams,
+        upstream,
+        metrics,
+        Fragments(settings.fragments_dir),
+        heartbeat=settings.sse_heartbeat,
+        send_timeout=settings.send_timeout,
+    )
 
 
 def _cache(
