@@ -61,6 +61,7 @@ def run_demo(*, port: int, host: str, pb_port: int | None, pocketbase_only: bool
                 "POCKETBASE_URL": pb.url,
                 "PB_SUPERUSER_EMAIL": pb.email,
                 "PB_SUPERUSER_PASSWORD": pb.password,
+                "HAPTA_DEMO_PAGES": "true",  # /demo/live/<collection>: a live list (Datastar)
             }
             _say("starting the gateway...")
             gateway = subprocess.Popen(
@@ -140,6 +141,7 @@ def _banner(base: str, pb: PocketBaseServer) -> None:
         f"  gateway     {base}/api/   (point the PocketBase SDKs here)",
         f"  docs        {base}/docs",
         f"  health      {base}/health    metrics {base}/metrics",
+        f"  live list   {base}/demo/live/posts   (Datastar; streams: {base}/sse/posts)",
         f"  PocketBase  {pb.url}/_/   (admin: {pb.email} / {pb.password})",
         "  users       " + ", ".join(f"{u['email']} / {u['password']}" for u in users[:2]),
         f"  try         curl '{base}/api/collections/posts/records?expand=author&perPage=2'",
