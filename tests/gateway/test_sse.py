@@ -265,6 +265,8 @@ class CuttingProxy:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self._streams: set[asyncio.StreamWriter] = set()
+        #: Realtime streams opened through the proxy so far.
+        self.opened = 0
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -285,6 +287,7 @@ class CuttingProxy:
                 while data := await src.read(65536):
                     if watch and data.startswith(b"GET /api/realtime"):
                         self._streams.update({writer, up_writer})
+                        self.opened += 1
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -407,3 +410,67 @@ def test_the_demo_page_updates_in_a_headless_browser(
             browser.close()
             if post is not None:
                 pb.delete(f"{POSTS}/{post['id']}", headers=auth(tokens["alice"]))
+
+
+# ----------------------------------------------------------------------------- rotation, sessions
+
+
+def test_rotation_replaces_the_upstream_subscription_unnoticed(
+    gw_pb: PocketBaseServer, gw_tmp: Path, pb: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """With ``HAPTA_SSE_ROTATE=1`` the feed makes a fresh upstream subscription every second
+    (both read for a moment): posts written all along arrive once each, in order, no ``reset``."""
+    proxy = CuttingProxy(int(gw_pb.url.rsplit(":", 1)[1]))
+    gateway = GatewayProcess(f"http://127.0.0.1:{proxy.port}", env={**SETTINGS, "HAPTA_SSE_ROTATE": "1"},
+                             tmp=gw_tmp).start()
+    created: list[dict[str, Any]] = []
+    try:
+        with SseReader(f"{gateway.url}/sse/posts") as stream:
+            opened(stream)
+            deadline = time.monotonic() + 4.5  # several rotations
+            while time.monotonic() < deadline:
+                created.append(create_post(pb, tokens["alice"], "alice", f"rotating {len(created)}"))
+                stream.record_event(created[-1]["id"])  # each arrives before the next is written
+            last = create_post(pb, tokens["alice"], "alice", "the last")
+            created.append(last)
+            stream.record_event(last["id"])
+            events = [b for b in stream.received() if "event" in b]
+            assert events == [], events  # no duplicate and no reset came along
+            assert len(created) >= 5
+            assert proxy.opened >= 3  # the subscription was replaced, twice at least
+    finally:
+        gateway.stop()
+        proxy.close()
+        for post in created:
+            pb.delete(f"{POSTS}/{post['id']}", headers=auth(tokens["alice"]))
+
+
+def test_rolling_session_keys_open_streams_and_get_tickets(
+    gw_pb: PocketBaseServer, gw_tmp: Path, pb: httpx.Client, tokens: dict[str, str]
+) -> None:
+    from gateway_support import PASSWORDS
+
+    gateway = GatewayProcess(gw_pb.url, env={**SETTINGS, "HAPTA_SESSIONS": "rolling"}, tmp=gw_tmp).start()
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            login = client.post("/api/collections/users/auth-with-password",
+                                json={"identity": "bob@postly.test", "password": PASSWORDS["bob"]})
+            assert login.status_code == 200, login.text
+            key = login.json()["token"]
+            assert key != tokens["bob"]
+            assert client.post("/sse/ticket", headers=auth("not-a-key")).status_code == 401
+            assert client.get("/sse/attachments", headers=auth(tokens["bob"])).status_code == 401  # raw token
+            ticket = client.post("/sse/ticket", headers=auth(key)).json()["ticket"]
+            url = f"{gateway.url}/sse/attachments"
+            with SseReader(url, headers=auth(key)) as by_key, SseReader(f"{url}?ticket={ticket}") as by_ticket:
+                opened(by_key)
+                opened(by_ticket)
+                resp = pb.post(ATTACHMENTS, data={"title": "rolling", "owner": USER_IDS["bob"]},
+                               files={"file": ("r.txt", b"r", "text/plain")}, headers=auth(tokens["bob"]))
+                assert resp.status_code == 200, resp.text
+                attachment = resp.json()
+                for reader in (by_key, by_ticket):
+                    assert reader.record_event(attachment["id"])[0]["event"] == "create"
+            assert pb.delete(f"{ATTACHMENTS}/{attachment['id']}", headers=auth(tokens["bob"])).status_code == 204
+    finally:
+        gateway.stop()

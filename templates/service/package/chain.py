@@ -92,6 +92,7 @@ def _sse(
         client_buffer=settings.sse_client_buffer,
         resume_events=settings.sse_resume_events,
         resume_window=settings.sse_resume_window,
+        rotate=settings.sse_rotate,
     )
     if on_close is not None:
         on_close.append(feeds.aclose)

@@ -15,9 +15,9 @@ dropped (``dropped`` is set) and the others go on. When the last client leaves, 
 ``HAPTA_SSE_RESUME_WINDOW`` seconds (so a reconnecting client resumes), then its upstream stream
 is closed.
 
-PocketBase ends an idle stream after 5 minutes and any stream after 30, so every ``ROTATE``
-seconds a new subscription is made before the old one is closed; while both are open an event
-that arrives on both is delivered once.
+PocketBase ends an idle stream after 5 minutes and any stream after 30, so every
+``HAPTA_SSE_ROTATE`` seconds (240) a new subscription is made before the old one is closed;
+while both are open, an event that arrives on both is delivered once.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ from . import logs
 from .eventsource import READY, EventSource, EventSourceError, Stopping
 from .metrics import Metrics
 
-#: A subscription is replaced by a fresh one this often (PocketBase: idle 5 min, max 30 min).
-ROTATE = 240.0
 #: Both subscriptions are read this long after the new one is live.
 _OVERLAP = 1.0
 _BACKOFF_MIN = 0.5
@@ -74,8 +72,10 @@ class Feeds:
         client_buffer: int,
         resume_events: int,
         resume_window: float,
+        rotate: float = 240.0,
     ) -> None:
         self.source = source
+        self.rotate = rotate
         self.metrics = metrics
         self.client_buffer = client_buffer
         self.resume_events = resume_events
@@ -273,7 +273,7 @@ class Feed:
                     gauge.dec()
                     self._seen = None
                 current = session
-                done, _ = await asyncio.wait({session.task}, timeout=ROTATE)
+                done, _ = await asyncio.wait({session.task}, timeout=self.feeds.rotate)
                 if done:
                     current = None
                     gauge.dec()
