@@ -243,20 +243,26 @@ class _DatastarWriter(_Writer):
             record: dict[str, Any] = orjson.loads(event.data)["record"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return b""
+        shown = self.lister.shown
+        record_id = str(record.get("id", ""))
         if event.name == "delete":
             self.lister.count = max(0, self.lister.count - 1)
+            if record_id not in shown:  # beyond the first page: only the count changes
+                return self.lister.signals().encode()
+            shown.discard(record_id)
             patch = SSE.patch_elements(
                 selector=f"#{element_id(name, record)}", mode=ElementPatchMode.REMOVE
             )
-        elif event.name == "create":
+        elif record_id in shown:  # an update, or a create the first list read already had
+            patch = SSE.patch_elements(self.fragments.render(name, record))
+        else:  # a create, or an update that brought the record into the caller's view
+            shown.add(record_id)
             self.lister.count += 1
             patch = SSE.patch_elements(
                 self.fragments.render(name, record),
                 selector=f"#{list_id(name)}",
                 mode=ElementPatchMode.PREPEND,
             )
-        else:
-            patch = SSE.patch_elements(self.fragments.render(name, record))
         return (patch + self.lister.signals()).encode()
 
 
@@ -285,6 +291,8 @@ class _Lister:
         if credential:
             self.headers.append((b"authorization", credential))
         self.count = 0
+        #: Ids of the records whose elements are on the page.
+        self.shown: set[str] = set()
 
     async def patch(self, fragments: Fragments) -> bytes:
         try:
@@ -295,7 +303,9 @@ class _Lister:
         if response.status != 200:
             raise ApiError(response.status, "The list could not be read.")
         page = orjson.loads(body)
-        items = [fragments.render(self.spec.name, r) for r in page.get("items", [])]
+        records = page.get("items", [])
+        self.shown = {str(r.get("id", "")) for r in records}
+        items = [fragments.render(self.spec.name, r) for r in records]
         self.count = int(page.get("totalItems", len(items)))
         patch = SSE.patch_elements(
             "\n".join(items), selector=f"#{list_id(self.spec.name)}", mode=ElementPatchMode.INNER
