@@ -39,7 +39,7 @@ from .ratelimit_rules import RULES
 from .sessions import open_store
 from .settings import Settings
 from .ssefeed import Feeds
-from .sseticket import Tickets
+from .sseticket import open_tickets
 from .streams import StreamSlots
 from .upstream import Upstream
 
@@ -95,12 +95,14 @@ def _sse(
         resume_window=settings.sse_resume_window,
         rotate=settings.sse_rotate,
     )
+    tickets = open_tickets(settings.sse_ticket_ttl, settings.redis_url, settings.redis_timeout)
     if on_close is not None:
         on_close.append(feeds.aclose)
+        on_close.append(tickets.aclose)
     return SseStreams(
         app,
         feeds,
-        Tickets(settings.sse_ticket_ttl),
+        tickets,
         streams,
         upstream,
         metrics,

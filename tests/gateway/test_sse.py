@@ -474,3 +474,25 @@ def test_rolling_session_keys_open_streams_and_get_tickets(
             assert pb.delete(f"{ATTACHMENTS}/{attachment['id']}", headers=auth(tokens["bob"])).status_code == 204
     finally:
         gateway.stop()
+
+
+def test_tickets_in_valkey_are_redeemed_on_any_node_once(
+    gw_pb: PocketBaseServer, gw_tmp: Path, tokens: dict[str, str]
+) -> None:
+    from session_support import valkey_server
+
+    with valkey_server() as url:
+        env = {**SETTINGS, "HAPTA_REDIS_URL": url}
+        one = GatewayProcess(gw_pb.url, env=env, tmp=gw_tmp).start()
+        two = GatewayProcess(gw_pb.url, env=env, tmp=gw_tmp).start()
+        try:
+            resp = httpx.post(f"{one.url}/sse/ticket", headers=auth(tokens["bob"]), timeout=10)
+            assert resp.status_code == 200, resp.text
+            ticket = resp.json()["ticket"]
+            with SseReader(f"{two.url}/sse/posts?ticket={ticket}") as stream:  # the other node
+                opened(stream)
+            for node in (one, two):  # spent, everywhere
+                assert httpx.get(f"{node.url}/sse/posts", params={"ticket": ticket}, timeout=10).status_code == 401
+        finally:
+            one.stop()
+            two.stop()

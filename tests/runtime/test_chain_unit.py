@@ -74,7 +74,7 @@ def test_sessions_layer_only_in_rolling_mode() -> None:
     closers: list[Any] = []
     rolling = chain.build(settings(HAPTA_SESSIONS="rolling"), up, Metrics(), None, on_close=closers)
     assert layers(rolling) == [Observe, RouteLayer, RateLimit, Sessions, Cache, Validate, SseStreams, Forward]
-    assert len(closers) == 2  # the stream feeds and the session store, closed at shutdown
+    assert len(closers) == 3  # the stream feeds, their tickets and the session store
     assert Sessions not in layers(chain.build(settings(HAPTA_SESSIONS="passthrough"), up, Metrics(), None))
 
 

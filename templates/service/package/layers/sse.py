@@ -97,11 +97,11 @@ class SseStreams:
         credential = header(scope, b"authorization")
         if not credential:
             raise ApiError(401, NEEDS_AUTHORIZATION)
-        ticket, expires = self.tickets.issue(credential)
+        ticket, expires = await self.tickets.issue(credential)
         body = orjson.dumps({"ticket": ticket, "expires": expires})
         await respond(scope, send, 200, [*JSON_HEADERS, (b"cache-control", b"no-store")], body)
 
-    def _credential(self, scope: Scope, pairs: list[tuple[str, str]]) -> bytes | None:
+    async def _credential(self, scope: Scope, pairs: list[tuple[str, str]]) -> bytes | None:
         """``Authorization``, or what a ``?ticket=`` stands for (spent now); never both."""
         given = header(scope, b"authorization")
         ticket = first(pairs, "ticket")
@@ -111,7 +111,7 @@ class SseStreams:
             raise invalid(
                 BAD_REQUEST, "ticket", "validation_invalid_ticket", "Send a ticket or a token."
             )
-        credential = self.tickets.redeem(ticket) if ticket else None
+        credential = await self.tickets.redeem(ticket) if ticket else None
         if credential is None:
             raise ApiError(401, INVALID_TICKET)
         return credential
@@ -124,7 +124,7 @@ class SseStreams:
         spec = route.collection
         assert spec is not None
         pairs = query_pairs(scope["query_string"])
-        credential = self._credential(scope, pairs)
+        credential = await self._credential(scope, pairs)
         topic = _topic(spec, route.record_id, pairs)
         datastar = route.name == DATASTAR_LIST.name
         endpoint = "datastar" if datastar else "sse"
