@@ -496,3 +496,24 @@ def test_tickets_in_valkey_are_redeemed_on_any_node_once(
         finally:
             one.stop()
             two.stop()
+
+
+def test_streams_end_at_once_on_shutdown(gw_pb: PocketBaseServer, gw_tmp: Path) -> None:
+    """A SIGTERM ends typed and Datastar streams at once (clients reconnect elsewhere), not after
+    the graceful timeout."""
+    import signal
+
+    gateway = GatewayProcess(gw_pb.url, env=SETTINGS, tmp=gw_tmp).start()
+    assert gateway.proc is not None
+    readers = [SseReader(f"{gateway.url}/sse/posts"), SseReader(f"{gateway.url}/datastar/posts")]
+    try:
+        opened(readers[0])
+        readers[1].next()
+        gateway.proc.send_signal(signal.SIGTERM)
+        for reader in readers:
+            assert reader.ended.wait(5), "the stream stayed open after SIGTERM"
+        assert gateway.proc.wait(timeout=8) in (0, -signal.SIGTERM)
+    finally:
+        for reader in readers:
+            reader.close()
+        gateway.stop()
