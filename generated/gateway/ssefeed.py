@@ -175,9 +175,9 @@ class Feed:
         sub = Subscriber(self, endpoint, queue, position=self._id(self.seq))
         if last_event_id is not None:
             missed = self._since(last_event_id)
-            for event in missed if missed is not None else [self._reset_event()]:
-                if queue.full():
-                    break  # more than the client's buffer: it re-reads instead
+            if missed is None or len(missed) >= queue.maxsize:  # gone, or more than it may hold
+                missed = [self._reset_event()]
+            for event in missed:
                 queue.put_nowait(event)
         self.subscribers.add(sub)
         return sub

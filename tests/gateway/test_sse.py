@@ -181,7 +181,15 @@ def test_last_event_id_resumes_or_resets(
         assert block["event"] == "reset" and block["id"].startswith(epoch + "-")
     with SseReader(f"{sse_gw.url}/sse/posts?lastEventId={epoch}-999999") as ahead:
         assert ahead.next()["event"] == "reset"
-    assert gwc.delete(f"{POSTS}/{post['id']}", headers=auth(tokens["alice"])).status_code == 204
+    with SseReader(f"{sse_gw.url}/sse/posts") as watcher:
+        mark = opened(watcher)
+        more = [create_post(gwc, tokens["alice"], "alice", f"many {i}") for i in range(5)]
+        for one in more:
+            watcher.record_event(one["id"])  # the feed has them all
+    with SseReader(f"{sse_gw.url}/sse/posts", headers={"Last-Event-ID": mark}) as behind:
+        assert behind.next()["event"] == "reset"  # more than its buffer (4) missed: re-read
+    for one in [post, *more]:
+        assert gwc.delete(f"{POSTS}/{one['id']}", headers=auth(tokens["alice"])).status_code == 204
 
 
 def test_tickets_are_single_use_and_expire(
