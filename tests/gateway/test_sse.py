@@ -525,3 +525,19 @@ def test_streams_end_at_once_on_shutdown(gw_pb: PocketBaseServer, gw_tmp: Path) 
         for reader in readers:
             reader.close()
         gateway.stop()
+
+
+def test_fragment_templates_can_be_overridden(gw_pb: PocketBaseServer, gw_tmp: Path) -> None:
+    """``HAPTA_FRAGMENTS_DIR/<collection>.html`` shadows the generated fragment; ``fields``
+    leaving a key out prints nothing for it."""
+    own = gw_tmp / "fragments"
+    own.mkdir(exist_ok=True)
+    (own / "posts.html").write_text('<li id="{{ element_id }}" class="mine">{{ record.title | value }}'
+                                    '|{{ record.views | value }}|{{ record.tags | value }}</li>')
+    gateway = GatewayProcess(gw_pb.url, env={**SETTINGS, "HAPTA_FRAGMENTS_DIR": str(own)}, tmp=gw_tmp).start()
+    try:
+        with SseReader(f"{gateway.url}/datastar/posts?fields=id,title,tags&filter=slug='go-vs-python'") as stream:
+            elements = datastar_event(stream.next())["elements"]
+            assert elements == '<li id="posts-pst000000000002" class="mine">Go vs Python for gateways||[&#34;go&#34;,&#34;python&#34;]</li>'
+    finally:
+        gateway.stop()
