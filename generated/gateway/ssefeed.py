@@ -263,16 +263,22 @@ class Feed:
                     continue
                 gauge.inc()
                 delay = _BACKOFF_MIN
+                if current is not None and current.task.done():  # it ended while retrying
+                    current = None
+                    gauge.dec()
                 if not self._live.done():
                     self._live.set_result(None)
                 elif current is None:
                     self._restart()
                 else:  # rotation: both listen for a moment, each event delivered once
+                    old, current = current, session
                     self._seen = set()
-                    await asyncio.sleep(_OVERLAP)
-                    current.close()
-                    gauge.dec()
-                    self._seen = None
+                    try:
+                        await asyncio.sleep(_OVERLAP)
+                    finally:
+                        old.close()
+                        gauge.dec()
+                        self._seen = None
                 current = session
                 done, _ = await asyncio.wait({session.task}, timeout=self.feeds.rotate)
                 if done:
