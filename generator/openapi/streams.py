@@ -10,6 +10,7 @@ from typing import Any
 from ..ir.model import CollectionIR, SchemaIR
 from .paths import (
     OPTIONAL_AUTH,
+    REQUIRED_AUTH,
     UPSTREAM,
     error_responses,
     expand_param,
@@ -67,7 +68,7 @@ def stream_paths(ir: SchemaIR, tag: str) -> dict[str, Any]:
                 ),
                 **error_responses("401", *UPSTREAM),
             },
-            security=OPTIONAL_AUTH,
+            security=REQUIRED_AUTH,
         )
     }
     for c in live:
