@@ -113,6 +113,7 @@ def test_typed_events_parse_with_the_generated_models(
             block, data = stream.record_event(post["id"])
             assert block["event"] == "delete" and data["action"] == "delete"
             posts_record.model_validate(data["record"])
+            assert metric(sse_gw, "hapta_sse_events_total", "sse") >= 4  # 3 on one stream, 1 (at least) on the other
             # a heartbeat comment comes when nothing happens
             assert stream.next(lambda b: "comment" in b, timeout=HEARTBEAT * 20)["comment"] == "heartbeat"
 
