@@ -55,10 +55,21 @@ REALTIME_CONNECT = Route("realtime.connect")
 REALTIME_SUBSCRIBE = Route("realtime.subscribe")
 #: The gateway's own endpoint (rolling sessions; see ``layers.session``), never PocketBase's.
 LOGOUT = Route("hapta.logout")
+#: The gateway's own streams outside ``/api`` (``layers.sse``): the route names; a matched one
+#: carries its collection (and record id).
+SSE_TICKET = Route("sse.ticket")
+SSE_LIST = Route("sse.list")
+SSE_VIEW = Route("sse.view")
+DATASTAR_LIST = Route("datastar.list")
+#: Path prefixes of those streams (``app`` sends them through the chain too).
+STREAM_PREFIXES = ("/sse/", "/datastar/")
 
 
 def match(method: str, path: str) -> Route:
-    """The route for ``method path`` (``path`` starts with ``/api/``); raises ``ApiError``."""
+    """The route for ``method path`` (``path`` starts with ``/api/``, or is one of the
+    gateway's streams, ``STREAM_PREFIXES``); raises ``ApiError``."""
+    if not path.startswith("/api/"):
+        return _stream_route(method, path)
     parts = path[5:].split("/")
     if "." in parts or ".." in parts:  # never let PocketBase resolve dot-segments for us
         raise ApiError(404, NOT_FOUND)
@@ -105,6 +116,26 @@ def match(method: str, path: str) -> Route:
     if n == 1 and head == "realtime":
         return _allow(
             method, ("GET", "POST"), REALTIME_SUBSCRIBE if method == "POST" else REALTIME_CONNECT
+        )
+    raise ApiError(404, NOT_FOUND)
+
+
+def _stream_route(method: str, path: str) -> Route:
+    """``POST /sse/ticket``, ``GET /sse/<collection>[/<id>]``, ``GET /datastar/<collection>``."""
+    parts = path.split("/")[1:]
+    if "." in parts or ".." in parts or not all(parts):
+        raise ApiError(404, NOT_FOUND)
+    head, n = parts[0], len(parts)
+    if head == "sse" and n == 2 and parts[1] == "ticket" and method == "POST":
+        return SSE_TICKET
+    if head == "sse" and n in (2, 3):
+        spec = _collection(parts[1], MISSING_COLLECTION)
+        if n == 3:
+            return _allow(method, ("GET",), Route(SSE_VIEW.name, spec, parts[2]))
+        return _allow(method, ("GET",), Route(SSE_LIST.name, spec))
+    if head == "datastar" and n == 2:
+        return _allow(
+            method, ("GET",), Route(DATASTAR_LIST.name, _collection(parts[1], MISSING_COLLECTION))
         )
     raise ApiError(404, NOT_FOUND)
 

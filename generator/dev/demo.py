@@ -65,6 +65,7 @@ def run_demo(*, port: int, host: str, pb_port: int | None, pocketbase_only: bool
                 "PYTHONPATH": os.pathsep.join(
                     p for p in (str(postly_dir() / "ext"), os.environ.get("PYTHONPATH")) if p
                 ),
+                "HAPTA_DEMO_PAGES": "true",  # /demo/live/<collection>: a live list (Datastar)
             }
             _say("starting the gateway...")
             gateway = subprocess.Popen(
@@ -144,6 +145,7 @@ def _banner(base: str, pb: PocketBaseServer) -> None:
         f"  gateway     {base}/api/   (point the PocketBase SDKs here)",
         f"  docs        {base}/docs",
         f"  health      {base}/health    metrics {base}/metrics",
+        f"  live list   {base}/demo/live/posts   (Datastar; streams: {base}/sse/posts)",
         f"  PocketBase  {pb.url}/_/   (admin: {pb.email} / {pb.password})",
         "  users       " + ", ".join(f"{u['email']} / {u['password']}" for u in users[:2]),
         f"  try         curl '{base}/api/collections/posts/records?expand=author&perPage=2'",

@@ -17,6 +17,8 @@ def with_header(path: str, text: str) -> str:
         return f"# {HEADER}\n" + text
     if path.endswith((".ts", ".js")):
         return f"// {HEADER}\n" + text
+    if path.endswith(".html"):  # the gateway's Jinja templates (pages, record fragments)
+        return f"{{# {HEADER} #}}\n" + text
     if path.endswith(".md"):
         return f"<!-- {HEADER} -->\n" + text
     return text

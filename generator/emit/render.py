@@ -51,6 +51,7 @@ PLAN: tuple[Target, ...] = (
     Target("package/catalog.py.jinja", "{package}/catalog.py"),
     Target("package/ratelimit_rules.py.jinja", "{package}/ratelimit_rules.py"),
     Target("package/jsonschemas.py.jinja", "{package}/jsonschemas.py"),
+    Target("package/fragments/collection.html.jinja", "{package}/fragments/{name}.html", per_collection=True),
 )
 #: Files computed in Python rather than from a template (``openapi.json``, ``types.ts``), by
 #: output path; the caller passes them in, so this stage depends on no other stage's printer.
@@ -163,7 +164,7 @@ def _instances(target: Target, ir: SchemaIR) -> Iterator[tuple[str, dict[str, ob
 
 
 def _collection_path(target: Target, ir: SchemaIR, c: CollectionIR) -> str:
-    return target.path.format(package=ir.package, module=c.module)
+    return target.path.format(package=ir.package, module=c.module, name=c.name)
 
 
 def _static_files(root: Path) -> list[str]:

@@ -19,6 +19,7 @@ from .paths import (
     rule_words,
 )
 from .schemas import JsonSchema, event_name, has_files, obj, ref
+from .streams import reset_schema, stream_paths
 
 #: Shared tags; renamed when a collection already has the name.
 SHARED_TAGS: dict[str, str] = {
@@ -26,6 +27,7 @@ SHARED_TAGS: dict[str, str] = {
     "realtime": "Realtime: PocketBase's server-sent events and subscriptions.",
     "batch": "Batch: several record writes in one transaction.",
     "health": "Health of the gateway and of PocketBase.",
+    "streams": "Streams: the gateway's typed server-sent events and Datastar streams per collection.",
 }
 
 SESSIONS_TAG = "Sessions: the gateway's rolling session keys."
@@ -141,6 +143,7 @@ def _api_schemas() -> dict[str, JsonSchema]:
             {"token": _STR},
             ("token",),
         ),
+        "StreamReset": reset_schema(),
         "RealtimeConnect": obj(
             "The `data` of the first event (`PB_CONNECT`) of a realtime stream.",
             {"clientId": _STR},
@@ -207,6 +210,7 @@ def shared_paths(ir: SchemaIR) -> dict[str, Any]:
     if file_collections:
         out |= _file_paths(file_collections, tags["files"])
     out |= _realtime_paths(ir, tags["realtime"])
+    out |= stream_paths(ir, tags["streams"])
     if ir.sessions == "rolling":
         out |= _logout_path(tags["sessions"])
     return out

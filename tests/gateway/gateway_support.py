@@ -27,7 +27,7 @@ TRUSTED_PROXY = "127.0.0.2"
 PASSWORDS = {u["email"].split("@")[0]: u["password"] for u in postly_seed()["users"]}
 USER_IDS = {u["email"].split("@")[0]: u["id"] for u in postly_seed()["users"]}
 _METRIC = re.compile(r'^hapta_upstream_requests_total\{[^}]*\} ([0-9.e+]+)$', re.MULTILINE)
-_SSE_CLIENTS = re.compile(r"^hapta_sse_clients ([0-9.e+-]+)$", re.MULTILINE)
+_SSE_CLIENTS = re.compile(r'^hapta_sse_clients\{endpoint="realtime"\} ([0-9.e+-]+)$', re.MULTILINE)
 
 
 class GatewayProcess:

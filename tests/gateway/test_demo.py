@@ -48,6 +48,9 @@ def test_demo_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{port}/docs" in text and "/_/" in text
         resp = httpx.get(f"http://127.0.0.1:{port}/api/collections/posts/records", params={"perPage": 1})
         assert resp.status_code == 200 and resp.json()["totalItems"] == 4
+        assert f"http://127.0.0.1:{port}/demo/live/posts" in text
+        page = httpx.get(f"http://127.0.0.1:{port}/demo/live/posts")
+        assert page.status_code == 200 and 'id="posts-records"' in page.text and "/datastar/posts" in page.text
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         assert "stopped: gateway and PocketBase" in out.read_text(errors="replace")

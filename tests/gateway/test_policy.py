@@ -194,6 +194,24 @@ def test_realtime_refuses_a_collection_with_hidden_fields(client: httpx.Client) 
     assert "hidden" in resp.json()["data"]["subscriptions"]["0"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "key"),
+    [
+        ("/sse/posts", {}, "collection"),
+        ("/datastar/posts", {}, "collection"),
+        ("/sse/comments", {"expand": "author"}, "expand"),
+    ],
+)
+def test_streams_refuse_what_could_carry_hidden_fields(
+    policy_gw: GatewayProcess, client: httpx.Client, path: str, params: dict[str, str], key: str
+) -> None:
+    before = policy_gw.upstream_calls()
+    resp = client.get(path, params=params)
+    assert resp.status_code == 400, resp.text
+    assert "hidden" in resp.json()["data"][key]["message"]
+    assert policy_gw.upstream_calls() == before
+
+
 # --------------------------------------------------------------------------- cache settings
 
 

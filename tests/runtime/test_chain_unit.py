@@ -17,6 +17,7 @@ from gateway.layers.observe import Observe
 from gateway.layers.ratelimit import RateLimit
 from gateway.layers.route import RouteLayer
 from gateway.layers.session import Sessions
+from gateway.layers.sse import SseStreams
 from gateway.layers.validate import Validate
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -50,6 +51,7 @@ def test_order_and_switched_off_layers() -> None:
         RateLimit,
         Cache,
         Validate,
+        SseStreams,
         Forward,
     ]
     proxied = settings(
@@ -60,6 +62,7 @@ def test_order_and_switched_off_layers() -> None:
         ClientAddress,
         RouteLayer,
         Validate,
+        SseStreams,
         Forward,
     ]
 
@@ -70,8 +73,8 @@ def test_sessions_layer_only_in_rolling_mode() -> None:
     assert Sessions not in layers(chain.build(plain, up, Metrics(), None))  # postly: passthrough
     closers: list[Any] = []
     rolling = chain.build(settings(HAPTA_SESSIONS="rolling"), up, Metrics(), None, on_close=closers)
-    assert layers(rolling) == [Observe, RouteLayer, RateLimit, Sessions, Cache, Validate, Forward]
-    assert len(closers) == 1  # the session store, closed at shutdown
+    assert layers(rolling) == [Observe, RouteLayer, RateLimit, Sessions, Cache, Validate, SseStreams, Forward]
+    assert len(closers) == 3  # the stream feeds, their tickets and the session store
     assert Sessions not in layers(chain.build(settings(HAPTA_SESSIONS="passthrough"), up, Metrics(), None))
 
 

@@ -1,9 +1,10 @@
 """The ASGI application: a small dispatcher in front of two handlers.
 
-``/api/...`` goes straight to the request chain (``chain``: pure-ASGI layers, no framework
-routing); ``/docs``, ``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app; the
-extensions' routes (``extensions``, ``extapp``) to theirs; anything else is a 404 in
-PocketBase's envelope. Settings are read at startup (lifespan), so
+``/api/...`` (and the gateway's own streams, ``/sse/...`` and ``/datastar/...``) goes straight
+to the request chain (``chain``: pure-ASGI layers, no framework routing); ``/docs``,
+``/openapi.json``, ``/health`` and ``/metrics`` go to a FastAPI app; the extensions' routes
+(``extensions``, ``extapp``) to theirs; anything else is a 404 in PocketBase's envelope.
+Settings are read at startup (lifespan), so
 importing this module needs no environment.
 
 Realtime streams never end by themselves, and a server shutting down gracefully waits for
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from .cacheshared import SharedTier
     from .layers.cache import Cache
 from .ops import PATHS, create_ops_app
+from .pages import PREFIXES as PAGE_PREFIXES
+from .pages import Pages
+from .routing import STREAM_PREFIXES
 from .settings import Settings, load_settings
 from .upstream import Upstream, UpstreamError
 
@@ -64,6 +68,7 @@ class Gateway:
         #: The extensions' routers (``extensions``), when one has a router.
         self.ext: ExtensionApp | None = None
         self._caches: list[Cache] = []
+        self.pages: Pages | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._chained: dict[int, tuple[Any, Any]] = {}
         self._on_close: list[Callable[[], Awaitable[None]]] = []
@@ -72,8 +77,10 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
-            if path.startswith("/api/") and self.api is not None:
+            if path.startswith(("/api/", *STREAM_PREFIXES)) and self.api is not None:
                 await self.api(scope, receive, send)
+            elif path.startswith(PAGE_PREFIXES) and self.pages is not None:
+                await self.pages(scope, receive, send)
             elif path in PATHS and self.ops is not None:
                 await self.ops(scope, receive, send)
             elif self.ext is not None and self.ext.serves(scope):
@@ -121,6 +128,7 @@ class Gateway:
             settings.pocketbase_url, max_connections=4, connect_timeout=2.0, read_timeout=2.0
         )
         self.ops = create_ops_app(self.metrics, self.upstream_health)
+        self.pages = Pages(settings.demo_pages)
         await self._startup_checks(settings)
         offload.configure(settings.check_workers)
         try:

@@ -1,7 +1,9 @@
 """The request path for ``/api/...``, assembled in one place from the settings.
 
     observe → client IP → route → [rate limit] → [hooks] → [session] → [cache] → validate
-            → [shape] → forward
+            → sse → [shape] → forward
+
+``sse`` answers the gateway's own streams (``/sse/...``, ``/datastar/...``) and passes the rest.
 
 A layer that is switched off is not in the chain, so a request pays nothing for it: the session
 layer is there only in rolling mode (``HAPTA_SESSIONS``, else ``hapta.yaml``'s ``sessions``, the
@@ -21,6 +23,8 @@ from .cachelisten import SHORT_TTL, Invalidate, Listener
 from .cachestore import CacheStore
 from .catalog import SESSIONS
 from .clientip import ClientIP
+from .eventsource import upstream_source
+from .fragments import Fragments
 from .layers.cache import Cache
 from .layers.clientip import ClientAddress
 from .layers.forward import Forward
@@ -30,12 +34,15 @@ from .layers.ratelimit import from_settings as rate_limit
 from .layers.route import RouteLayer
 from .layers.session import Sessions
 from .layers.shape import ANY_HIDDEN, Shape
+from .layers.sse import SseStreams
 from .layers.validate import Validate
 from .metrics import Metrics
 from .ratelimit import Rules
 from .ratelimit_rules import RULES
 from .sessions import open_store
 from .settings import Settings
+from .ssefeed import Feeds
+from .sseticket import open_tickets
 from .streams import StreamSlots
 from .upstream import Upstream
 
@@ -63,6 +70,7 @@ def build(
     app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
     if ANY_HIDDEN:
         app = Shape(app)
+    app = _sse(app, settings, upstream, metrics, streams, on_close)
     app = Validate(app, settings.max_body_size)
     if settings.cache_on:
         layer = _cache(app, settings, metrics, listener, shared)
@@ -82,6 +90,39 @@ def build(
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))
     return Observe(app, metrics, access_log)
+
+
+def _sse(
+    app: ASGIApp,
+    settings: Settings,
+    upstream: Upstream,
+    metrics: Metrics,
+    streams: StreamSlots,
+    on_close: list[Callable[[], Awaitable[None]]] | None,
+) -> SseStreams:
+    feeds = Feeds(
+        upstream_source(upstream),
+        metrics,
+        client_buffer=settings.sse_client_buffer,
+        resume_events=settings.sse_resume_events,
+        resume_window=settings.sse_resume_window,
+        rotate=settings.sse_rotate,
+    )
+    tickets = open_tickets(settings.sse_ticket_ttl, settings.redis_url, settings.redis_timeout)
+    if on_close is not None:
+        on_close.append(feeds.aclose)
+        on_close.append(tickets.aclose)
+    return SseStreams(
+        app,
+        feeds,
+        tickets,
+        streams,
+        upstream,
+        metrics,
+        Fragments(settings.fragments_dir),
+        heartbeat=settings.sse_heartbeat,
+        send_timeout=settings.send_timeout,
+    )
 
 
 def _cache(

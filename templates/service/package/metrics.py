@@ -49,9 +49,32 @@ class Metrics:
             ("route", "outcome"),
             registry=self.registry,
         )
-        self.sse_clients = Gauge(
+        #: Server-sent-event streams by ``endpoint``: ``realtime`` (``/api/realtime``), ``sse``
+        #: (``/sse/...``), ``datastar`` (``/datastar/...``).
+        self.sse_clients_by = Gauge(
             "hapta_sse_clients",
-            "Realtime (SSE) clients connected now, each on an upstream connection of its own.",
+            "Server-sent-event clients connected now, by endpoint.",
+            ("endpoint",),
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.sse_clients = self.sse_clients_by.labels("realtime")
+        self.sse_events = Counter(
+            "hapta_sse_events_total",
+            "Server-sent events sent to clients (heartbeats excepted), by endpoint.",
+            ("endpoint",),
+            registry=self.registry,
+        )
+        self.sse_dropped = Counter(
+            "hapta_sse_dropped_total",
+            "Server-sent-event clients dropped for not keeping up with their stream, by endpoint.",
+            ("endpoint",),
+            registry=self.registry,
+        )
+        self.upstream_streams = Gauge(
+            "hapta_upstream_streams",
+            "Realtime streams open to PocketBase now, by endpoint.",
+            ("endpoint",),
             registry=self.registry,
             multiprocess_mode="livesum",
         )

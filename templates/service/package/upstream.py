@@ -436,6 +436,11 @@ class Upstream:
         self._streams_closed = False
 
     @property
+    def streams_closed(self) -> bool:
+        """``close_streams`` (or ``aclose``) was called: no new stream will be opened."""
+        return self._closed or self._streams_closed
+
+    @property
     def open_streams(self) -> int:
         """Stream connections open right now (``stream``)."""
         return len(self._streams)
