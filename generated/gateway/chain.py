@@ -20,6 +20,7 @@ from .cachelisten import SHORT_TTL, Invalidate, Listener
 from .cachestore import CacheStore
 from .catalog import SESSIONS
 from .clientip import ClientIP
+from .fanout import Hub
 from .layers.cache import Cache
 from .layers.clientip import ClientAddress
 from .layers.forward import Forward
@@ -48,19 +49,24 @@ def build(
     listener: Listener | None = None,
     shared: SharedTier | None = None,
     on_close: list[Callable[[], Awaitable[None]]] | None = None,
+    realtime: Hub | None = None,
 ) -> ASGIApp:
     """The chain, innermost layer first. With the cache on, ``listener`` (when given: the
     superuser credentials are set) feeds it the writes made elsewhere, and ``shared`` (when
     given: ``HAPTA_REDIS_URL``) is the tier behind its in-process store; the caller starts
-    both. What must be closed at shutdown goes in ``on_close``."""
+    both. What must be closed at shutdown goes in ``on_close``. ``realtime``: the process's
+    realtime hub (``fanout``), made here when not given."""
     streams = StreamSlots.from_settings(settings)
-    app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
+    if realtime is None:
+        realtime = hub(settings, upstream, metrics)
+    app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout, realtime)
     app = Validate(app, settings.max_body_size)
     if settings.cache:
         app = _cache(app, settings, metrics, listener, shared)
     if (settings.sessions or SESSIONS) == "rolling":
         store = open_store(settings.redis_url, settings.redis_timeout)
-        app = Sessions(app, store, metrics, settings.session_grace)
+        app = Sessions(app, store, metrics, settings.session_grace, realtime.sessions_revoked)
+        realtime.watch_sessions(store, settings.sse_session_check)
         if on_close is not None:
             on_close.append(store.aclose)
     if settings.rate_limit_enabled and RULES:
@@ -69,6 +75,17 @@ def build(
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))
     return Observe(app, metrics, access_log)
+
+
+def hub(settings: Settings, upstream: Upstream, metrics: Metrics) -> Hub:
+    """The realtime hub of this process (``fanout``)."""
+    return Hub(
+        upstream,
+        metrics,
+        buffer=settings.sse_buffer,
+        heartbeat=settings.sse_heartbeat,
+        rotate=settings.sse_rotate,
+    )
 
 
 def _cache(

@@ -52,7 +52,24 @@ class Metrics:
         )
         self.sse_clients = Gauge(
             "hapta_sse_clients",
-            "Realtime (SSE) clients connected now, each on an upstream connection of its own.",
+            "Realtime (SSE) clients connected now (their streams, and other code's subscriptions).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.sse_events = Counter(
+            "hapta_sse_events",
+            "Realtime events queued for a client (one per client and event).",
+            registry=self.registry,
+        )
+        self.sse_dropped = Counter(
+            "hapta_sse_dropped",
+            "Realtime clients dropped for not reading (buffer full or send timeout).",
+            registry=self.registry,
+        )
+        self.upstream_streams = Gauge(
+            "hapta_upstream_streams",
+            "Realtime streams open to PocketBase now: one shared per process, plus one per "
+            "client holding a topic that cannot be shared.",
             registry=self.registry,
             multiprocess_mode="livesum",
         )

@@ -151,6 +151,8 @@ class EventStream:
                         self.events.put(event)
                     event = {}
                     continue
+                if line.startswith(":"):
+                    continue  # a comment (heartbeat)
                 key, _, value = line.partition(":")
                 event[key] = value
         except (httpx.HTTPError, OSError, ValueError):

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     max_clients: int = Field(default=10_000, ge=1, alias="HAPTA_MAX_CLIENTS")
     max_streams: int = Field(default=1000, ge=1, alias="HAPTA_MAX_STREAMS")
     max_streams_per_ip: int = Field(default=20, ge=1, alias="HAPTA_MAX_STREAMS_PER_IP")
+    #: Realtime: seconds without an event before a stream gets a heartbeat (a comment line),
+    #: bytes a client may leave unread before it is dropped, and how often (seconds) streams
+    #: made with a rolling session key are checked against revocations made elsewhere.
+    sse_heartbeat: float = Field(default=25.0, gt=0, alias="HAPTA_SSE_HEARTBEAT")
+    sse_buffer: int = Field(default=256 * 1024, ge=1024, alias="HAPTA_SSE_BUFFER")
+    sse_session_check: float = Field(default=10.0, gt=0, alias="HAPTA_SSE_SESSION_CHECK")
+    #: Seconds between rotations of each upstream realtime stream (PocketBase closes a stream
+    #: idle for 5 minutes, and any after 30).
+    sse_rotate: float = Field(default=240.0, gt=0, le=280, alias="HAPTA_SSE_ROTATE")
     #: Worker processes that check bodies above 16 KiB off the event loop (see ``offload``).
     check_workers: int = Field(default=2, ge=1, alias="HAPTA_CHECK_WORKERS")
     #: The response cache (``layers/cache``): ``off`` takes it out of the chain. Entries live
