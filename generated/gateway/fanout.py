@@ -8,9 +8,9 @@ gateway's own ``PB_CONNECT`` client id, and its subscriptions are split here.
 * A **shared** topic (``shared_topic``) is one every caller receives the same events for: its
   collection's rule is ``""`` (``listRule`` for ``name/*`` and ``name``, ``viewRule`` for
   ``name/<id>``), it has no ``?options=`` (expand, fields, filter or headers could make the
-  payload the caller's), and the caller is a guest unless the collection is neither an auth
-  collection (PocketBase shows its own ``email`` to an auth record) nor has hidden fields
-  (shown to superusers). Such topics are served from **one** guest subscription per process
+  payload the caller's), and it is not an auth collection unless the caller is a guest
+  (PocketBase shows an auth record its own ``email``), nor one with hidden fields when the
+  caller is a superuser (who sees them). Such topics are served from **one** guest subscription per process
   (``Feed``), whose events are fanned out to every client subscribed: PocketBase's stream count
   does not grow with clients.
 * Every other topic keeps exactly PocketBase's delivery: the client gets an upstream stream of
@@ -60,7 +60,7 @@ from .catalog import BY_NAME
 from .errors import ApiError
 from .feed import Feed
 from .metrics import Metrics
-from .sessions import SessionStore, StoreUnavailable
+from .sessions import SessionStore, StoreUnavailable, bare_key, token_claims
 from .streams import TOO_MANY_IN_TOTAL
 from .upstream import Upstream
 
@@ -68,6 +68,10 @@ from .upstream import Upstream
 GAP = "PB_CONNECT"
 HEARTBEAT = b":\n\n"
 _ALPHABET = string.ascii_letters + string.digits
+#: Who is subscribing, as far as what PocketBase shows them differs (``caller_kind``).
+GUEST, USER, SUPERUSER = "guest", "user", "superuser"
+#: The id PocketBase gives its ``_superusers`` collection (the same in every installation).
+SUPERUSERS_ID = "pbc_3142635823"
 
 
 def new_client_id() -> str:
@@ -75,8 +79,19 @@ def new_client_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(40))
 
 
-def shared_topic(topic: str, authorized: bool) -> bool:
-    """Whether every caller receives the same events for ``topic`` (see the module)."""
+def caller_kind(authorization: bytes | None) -> str:
+    """``GUEST``, ``SUPERUSER`` or ``USER``, by the token's claims (unverified: a token that
+    lies is no credential at PocketBase, which then treats the caller as a guest, and a guest
+    receives what everyone does)."""
+    if not authorization:
+        return GUEST
+    claims = token_claims(bare_key(authorization).decode("latin-1"))
+    return SUPERUSER if claims.get("collectionId") == SUPERUSERS_ID else USER
+
+
+def shared_topic(topic: str, caller: str) -> bool:
+    """Whether every caller receives the same events for ``topic`` as ``caller`` (a
+    ``caller_kind``) does (see the module)."""
     if "?" in topic or "#" in topic or "%" in topic:
         return False
     name, slash, rest = topic.partition("/")
@@ -91,7 +106,9 @@ def shared_topic(topic: str, authorized: bool) -> bool:
         return False
     if rule != "":
         return False
-    return not (authorized and (spec.kind == "auth" or any(f.hidden for f in spec.fields)))
+    if caller == SUPERUSER:
+        return not any(f.hidden for f in spec.fields) and spec.kind != "auth"
+    return caller == GUEST or spec.kind != "auth"
 
 
 class Sink:
@@ -111,7 +128,8 @@ class Sink:
 
     def deliver(self, name: str, data: bytes, tail: bytes) -> bool:
         """Queue one event (``tail``: its ``event:``/``data:`` lines); ``False`` when this
-        would pass the buffer's bound (the hub then drops the sink)."""
+        would pass the buffer's bound with events already waiting (the hub then drops the
+        sink)."""
         raise NotImplementedError
 
     def gap(self) -> None:
@@ -144,9 +162,9 @@ class Client(Sink):
         if self.closed:
             return True
         frame = self._prefix + tail
+        if self.size and self.size + len(frame) > self.limit:
+            return False  # (one event alone may pass the bound: it is never split)
         self.size += len(frame)
-        if self.size > self.limit:
-            return False
         self._frames.append(frame)
         self.wake.set()
         return True
@@ -199,9 +217,10 @@ class Subscription(Sink):
     def deliver(self, name: str, data: bytes, tail: bytes) -> bool:
         if self.closed:
             return True
-        self.size += len(data) + len(name)
-        if self.size > self.limit:
+        size = len(data) + len(name)
+        if self.size and self.size + size > self.limit:
             return False
+        self.size += size
         self._events.append((name, data))
         self.wake.set()
         return True
@@ -310,8 +329,8 @@ class Hub:
         does). Raises ``feed.Refused`` (PocketBase's answer to the private part),
         ``StreamDown`` or ``UpstreamError`` (PocketBase unreachable)."""
         wanted = list(dict.fromkeys(t for t in topics if t))
-        authorized = bool(authorization)
-        shared = frozenset(t for t in wanted if shared_topic(t, authorized))
+        caller = caller_kind(authorization)
+        shared = frozenset(t for t in wanted if shared_topic(t, caller))
         private = [t for t in wanted if t not in shared]
         if session is not None:
             sink.session = session

@@ -8,8 +8,11 @@ refusal comes back as ``Refused`` with its answer. Every event goes to ``on_even
 
 PocketBase ends a stream after 5 idle minutes and any stream after 30, so every ``ROTATE``
 seconds (``cachelisten``'s) a new stream is opened and subscribed before the old one is closed;
-both listen for ``OVERLAP`` seconds and an event both deliver is passed on once (matched on its
-name and bytes), so a rotation neither loses nor repeats an event. When a stream ends
+both listen for ``OVERLAP`` seconds. Meanwhile the old stream's events are passed on and the new
+one's held; when the old one closes, the held events it did not deliver (matched on name and
+bytes) follow, and the new stream takes over. So a rotation neither loses nor repeats an event
+(and adds no reordering of its own: PocketBase itself may deliver two quick writes to one client
+in either order, measured with sequential writes on one stream). When a stream ends
 otherwise (PocketBase restarted, the connection broke) events may have been missed: the feed
 reconnects and resubscribes (backoff 0.5 s doubling to 30 s) and then calls ``on_gap()``, for
 its receivers to re-read what they show.
@@ -18,7 +21,6 @@ its receivers to re-read what they show.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -30,7 +32,7 @@ from .cachelisten import BACKOFF_MAX, BACKOFF_MIN, ROTATE
 from .pbstream import PBStream, StreamDown
 from .upstream import Upstream
 
-#: Seconds the old and the new stream of a rotation both listen.
+#: Seconds the old and the new stream of a rotation both listen (at most half the rotation).
 OVERLAP = 2.0
 _JSON = (b"content-type", b"application/json")
 _ACCEPT = (b"accept", b"text/event-stream")
@@ -69,8 +71,9 @@ class Feed:
         self._stream: PBStream | None = None
         self._topics: tuple[str, ...] = ()
         self._keeper: asyncio.Task[None] | None = None
-        self._overlap = False
-        self._seen: dict[tuple[str, bytes], tuple[PBStream, int]] = {}
+        self._old: PBStream | None = None
+        self._seen: dict[tuple[str, bytes], int] = {}
+        self._held: list[tuple[str, bytes]] = []
         self._closed = False
 
     @property
@@ -101,9 +104,11 @@ class Feed:
         if self._keeper is not None:
             self._keeper.cancel()
             self._keeper = None
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        for stream in (self._stream, self._old):
+            if stream is not None:
+                stream.close()
+        self._stream = self._old = None
+        self._held.clear()
 
     # ------------------------------------------------------------------------ upstream calls
 
@@ -138,17 +143,15 @@ class Feed:
     # ------------------------------------------------------------------------ events
 
     def _event(self, source: PBStream, name: str, data: bytes) -> None:
-        if self._overlap:  # two streams listen: pass each event on once
+        old = self._old
+        if old is None:
+            self._on_event(name, data)
+        elif source is old:  # a rotation: the old stream still leads
             key = (name, data)
-            seen = self._seen.get(key)
-            if seen is not None and seen[0] is not source:
-                if seen[1] == 1:
-                    del self._seen[key]
-                else:
-                    self._seen[key] = (seen[0], seen[1] - 1)
-                return
-            self._seen[key] = (source, (seen[1] if seen is not None else 0) + 1)
-        self._on_event(name, data)
+            self._seen[key] = self._seen.get(key, 0) + 1
+            self._on_event(name, data)
+        else:
+            self._held.append((name, data))
 
     # ------------------------------------------------------------------------ rotation, gaps
 
@@ -184,31 +187,34 @@ class Feed:
         async with self._lock:
             if self._stream is not old:
                 return self._rotate
-            self._overlap = True
+            self._old = old
             try:
                 new = await self._open(self._topics)
             except Exception as exc:  # noqa: BLE001  (the old stream still serves; retried)
-                self._end_overlap()
+                self._old = None
+                self._seen.clear()
+                self._held.clear()
                 _warn("realtime feed: cannot rotate the upstream stream", exc, BACKOFF_MIN)
                 return BACKOFF_MIN
             self._stream = new
-        asyncio.get_running_loop().call_later(OVERLAP, self._retire, old)
+        asyncio.get_running_loop().call_later(min(OVERLAP, self._rotate / 2), self._retire, old)
         return self._rotate
 
     def _retire(self, old: PBStream) -> None:
+        """Close the old stream; pass on what only the new one delivered, in its order."""
         old.close()
-        self._end_overlap()
-
-    def _end_overlap(self) -> None:
-        self._overlap = False
-        self._seen.clear()
-
-
-async def close_quietly(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if self._old is not old:
+            return
+        self._old = None
+        held, seen = self._held, self._seen
+        self._held, self._seen = [], {}
+        for name, data in held:
+            key = (name, data)
+            count = seen.get(key, 0)
+            if count:
+                seen[key] = count - 1
+            else:
+                self._on_event(name, data)
 
 
 def _warn(msg: str, exc: BaseException | None, retry: float) -> None:
