@@ -261,6 +261,7 @@ async def subscribe(
     except (UpstreamError, StreamDown):
         raise ApiError(502, UPSTREAM_DOWN) from None
     client.identity = identity
+    client.subscribed = True
     return 204, [], b""
 
 

@@ -58,7 +58,8 @@ def valkey() -> Iterator[str]:
 
 
 def _shared_env(url: str) -> dict[str, str]:
-    return {"HAPTA_SESSIONS": "rolling", "HAPTA_SESSION_GRACE": "0.5", "HAPTA_REDIS_URL": url}
+    return {"HAPTA_SESSIONS": "rolling", "HAPTA_SESSION_GRACE": "0.5", "HAPTA_REDIS_URL": url,
+            "HAPTA_SSE_SESSION_CHECK": "0.5"}
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +194,52 @@ def test_batch_file_tokens_and_realtime_take_the_key(
         body = {"clientId": stream.client_id, "subscriptions": ["posts"]}
         assert rgw.post("/api/realtime", json=body, headers=auth("garbage")).json() == INVALID
         assert rgw.post("/api/realtime", json=body, headers=bob).status_code == 204
+
+
+def _post_event(stream: EventStream, post: str) -> None:
+    """Wait for ``posts/*``'s create event of ``post`` on ``stream``."""
+    deadline = time.monotonic() + 10
+    while True:
+        event = stream.next_event(timeout=max(0.01, deadline - time.monotonic()))
+        if event.get("event") == "posts/*" and f'"id":"{post}"' in event.get("data", ""):
+            return
+
+
+def test_logout_ends_the_realtime_streams_of_the_family(
+    rolling: GatewayProcess, rgw: httpx.Client, pb: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """A stream whose subscriptions were made with a key ends when the key's family is revoked
+    (here by a logout with a later key of the family); other clients' streams go on."""
+    first = _key(rgw, "bob")
+    second = rgw.post(f"{USERS}/auth-refresh", headers=auth(first)).json()["token"]
+    carol = _key(rgw, "carol")
+    streams_before = _metric(rolling.url, "hapta_upstream_streams")
+    with EventStream(rolling.url) as bobs, EventStream(rolling.url) as carols, EventStream(rolling.url) as guest:
+        for stream, key in ((bobs, first), (carols, carol), (guest, None)):
+            body = {"clientId": stream.client_id, "subscriptions": ["posts/*", "attachments/*"]}
+            assert rgw.post("/api/realtime", json=body, headers=auth(key)).status_code == 204
+        assert _metric(rolling.url, "hapta_upstream_streams") > streams_before  # their own streams
+        assert rgw.post(LOGOUT, headers=auth(second)).status_code == 204
+        assert bobs.ended.wait(10), "bob's stream outlived his logout"
+        post = pb.post("/api/collections/posts/records", headers=auth(tokens["superuser"]),
+                       json={"title": "after the logout", "status": "draft", "author": USER_IDS["alice"]}).json()["id"]
+        _post_event(carols, post)
+        _post_event(guest, post)
+        assert not carols.ended.is_set() and not guest.ended.is_set()
+    assert pb.delete(f"/api/collections/posts/records/{post}", headers=auth(tokens["superuser"])).status_code == 204
+    wait_until(lambda: _metric(rolling.url, "hapta_upstream_streams") == streams_before,
+               what="every client's own upstream stream closed")
+
+
+def test_a_revocation_on_another_node_ends_the_stream(nodes: tuple[GatewayProcess, GatewayProcess]) -> None:
+    a, b = nodes
+    with httpx.Client(timeout=30) as client:
+        key = _key(client, "alice", a.url)
+        with EventStream(a.url) as stream:
+            body = {"clientId": stream.client_id, "subscriptions": ["attachments/*"]}
+            assert client.post(f"{a.url}/api/realtime", json=body, headers=auth(key)).status_code == 204
+            assert client.post(f"{b.url}{LOGOUT}", headers=auth(key)).status_code == 204
+            assert stream.ended.wait(10), "the stream outlived a logout made on another node"
 
 
 def test_a_rotated_key_after_the_grace_window_revokes_the_family(

@@ -28,7 +28,10 @@ a gap (the upstream stream broke and was remade, so events may have been missed)
 that feed is sent ``PB_CONNECT`` again, with its same client id: both SDKs then resubmit their
 subscriptions (harmless: they are already in place) and call the application's ``PB_CONNECT``
 listeners, which is where PocketBase's own documentation re-reads data after a reconnect; an API
-subscription (``Hub.subscribe``) yields ``(GAP, b"")``.
+subscription (``Hub.subscribe``) yields ``(GAP, b"")``. A client that has not subscribed
+``REMIND`` seconds after connecting is sent its ``PB_CONNECT`` once more: the Python SDK starts
+reading the stream before it listens for ``PB_CONNECT``, and misses one that comes quickly
+(the gateway sends it at once, with no upstream call before it).
 
 A client is sent what it has been given as fast as it reads; what it has not taken yet is held
 up to ``buffer`` bytes, past which it is dropped (``hapta_sse_dropped_total``) instead of
@@ -66,6 +69,8 @@ from .upstream import Upstream
 #: The event an API subscription yields after a gap (events may have been missed).
 GAP = "PB_CONNECT"
 HEARTBEAT = b":\n\n"
+#: Seconds after which a client that has not subscribed is sent ``PB_CONNECT`` again.
+REMIND = 2.0
 _ALPHABET = string.ascii_letters + string.digits
 #: Who is subscribing, as far as what PocketBase shows them differs (``caller_kind``).
 GUEST, USER, SUPERUSER = "guest", "user", "superuser"
@@ -141,12 +146,14 @@ class Sink:
 class Client(Sink):
     """A ``GET /api/realtime`` stream: frames waiting to be written, in PocketBase's format."""
 
-    __slots__ = ("id", "identity", "ip", "_frames", "_prefix")
+    __slots__ = ("id", "identity", "ip", "subscribed", "_frames", "_prefix")
 
     def __init__(self, client_id: str, ip: str, limit: int) -> None:
         super().__init__(limit)
         self.id = client_id
         self.ip = ip
+        #: It has posted its subscriptions (an empty list counts).
+        self.subscribed = False
         #: Who the subscriptions were made as (``collectionId/id``), ``""`` for a guest.
         self.identity = ""
         self._prefix = b"id:" + client_id.encode() + b"\nevent:"
@@ -288,7 +295,14 @@ class Hub:
         client = Client(new_client_id(), ip, self.buffer)
         self._clients[client.id] = client
         self._add(client)
+        asyncio.get_running_loop().call_later(REMIND, self._remind, client)
         return client
+
+    def _remind(self, client: Client) -> None:
+        """``PB_CONNECT`` once more to a client that has not subscribed yet: the Python SDK
+        starts reading before it listens for ``PB_CONNECT``, and misses a quick one."""
+        if not client.subscribed and not client.closed:
+            client.gap()
 
     def find(self, client_id: str) -> Client | None:
         return self._clients.get(client_id)
