@@ -63,6 +63,7 @@ from .catalog import BY_NAME
 from .errors import ApiError
 from .feed import Feed
 from .metrics import Metrics
+from .relay import Relay
 from .sessions import SessionStore, StoreUnavailable, bare_key, token_claims
 from .streams import TOO_MANY_IN_TOTAL
 from .upstream import Upstream
@@ -79,9 +80,10 @@ GUEST, USER, SUPERUSER = "guest", "user", "superuser"
 SUPERUSERS_ID = "pbc_3142635823"
 
 
-def new_client_id() -> str:
-    """A client id as PocketBase makes them: 40 random letters and digits."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(40))
+def new_client_id(token: str) -> str:
+    """A client id as PocketBase makes them, 40 letters and digits: this process's relay
+    ``token``, then random ones."""
+    return token + "".join(secrets.choice(_ALPHABET) for _ in range(40 - len(token)))
 
 
 def caller_kind(authorization: bytes | None) -> str:
@@ -276,6 +278,8 @@ class Hub:
         self.buffer = buffer
         self.heartbeat = heartbeat
         self._rotate = rotate
+        #: How a subscription for another worker's client reaches it (``realtime`` uses it).
+        self.relay = Relay()
         self._topics: dict[str, set[Sink]] = {}
         self._clients: dict[str, Client] = {}
         self._sinks: set[Sink] = set()
@@ -293,7 +297,7 @@ class Hub:
         """A new ``/api/realtime`` client (its ``PB_CONNECT`` is its first frame)."""
         if self.closed:
             raise ApiError(503, TOO_MANY_IN_TOTAL)
-        client = Client(new_client_id(), ip, self.buffer)
+        client = Client(new_client_id(self.relay.token), ip, self.buffer)
         self._clients[client.id] = client
         self._add(client)
         asyncio.get_running_loop().call_later(REMIND, self._remind, client)
@@ -540,6 +544,7 @@ class Hub:
 
     async def aclose(self) -> None:
         self.close_all()
+        await self.relay.aclose()
         for task in (self._resync, self._sweeper):
             if task is not None:
                 task.cancel()

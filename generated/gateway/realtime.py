@@ -43,6 +43,7 @@ from .gorequest import (
 )
 from .offload import run_checked
 from .pbstream import StreamDown
+from .relay import TOKEN_LENGTH, RelayUnavailable
 from .sessions import bare_key, token_claims
 from .upstream import UpstreamError
 from .validation import check_expand, check_filter
@@ -244,25 +245,59 @@ async def subscribe(
     session: str | None,
 ) -> tuple[int, Headers, bytes]:
     """Answer ``POST /api/realtime`` as PocketBase does (the body was checked already):
-    ``(status, headers, body)``; PocketBase's refusal of a private topic is passed on."""
+    ``(status, headers, body)``. A client of another worker on this host is answered by that
+    worker (``relay``)."""
     client_id, topics = await run_checked(_form, raw, content_type, query, size=len(raw))
-    client = hub.find(client_id)
-    if client is None:
-        raise ApiError(404, MISSING_CLIENT)
-    if client.ip != client_ip:
-        raise ApiError(400, INVALID_CLIENT)
-    identity = _identity(authorization)
-    if client.identity and identity != client.identity:
-        raise ApiError(403, AUTH_MISMATCH)
+    request: dict[str, Any] = {
+        "clientId": client_id,
+        "topics": topics,
+        "authorization": authorization.decode("latin-1") if authorization else None,
+        "ip": client_ip,
+        "session": session,
+    }
+    token = client_id[:TOKEN_LENGTH]
+    if hub.find(client_id) is not None or token == hub.relay.token:
+        status, kind, body = await apply(hub, request)
+    else:
+        try:
+            status, kind, body = await hub.relay.forward(token, request)
+        except RelayUnavailable:
+            raise ApiError(404, MISSING_CLIENT) from None
+        except (OSError, ValueError, KeyError):
+            raise ApiError(502, UPSTREAM_DOWN) from None
+    return status, [(b"content-type", kind)] if kind else [], body
+
+
+async def apply(hub: Hub, request: dict[str, Any]) -> tuple[int, bytes, bytes]:
+    """Make a client of this process's subscriptions what ``request`` says, as PocketBase
+    does: 404 for an unknown client id, 400 from another IP than the stream's, 403 when the
+    caller is not who the earlier subscriptions were made as, else 204; PocketBase's refusal
+    of a private topic is passed on. ``(status, content type, body)``."""
+    given = request["authorization"]
+    authorization = given.encode("latin-1") if given else None
     try:
-        await hub.set_subscriptions(client, topics, authorization, client_ip, session)
-    except Refused as exc:
-        return exc.status, [(k, v) for k, v in exc.headers if k == b"content-type"], exc.body
-    except (UpstreamError, StreamDown):
-        raise ApiError(502, UPSTREAM_DOWN) from None
+        client = hub.find(request["clientId"])
+        if client is None:
+            raise ApiError(404, MISSING_CLIENT)
+        if client.ip != request["ip"]:
+            raise ApiError(400, INVALID_CLIENT)
+        identity = _identity(authorization)
+        if client.identity and identity != client.identity:
+            raise ApiError(403, AUTH_MISMATCH)
+        try:
+            await hub.set_subscriptions(
+                client, request["topics"], authorization, client.ip, request["session"]
+            )
+        except Refused as exc:
+            kind = next((v for k, v in exc.headers if k == b"content-type"), b"")
+            return exc.status, kind, exc.body
+        except (UpstreamError, StreamDown):
+            raise ApiError(502, UPSTREAM_DOWN) from None
+    except ApiError as exc:
+        return exc.status, b"application/json", exc.body()
     client.identity = identity
     client.subscribed = True
-    return 204, [], b""
+    return 204, b"", b""
 
 
 def _identity(authorization: bytes | None) -> str:

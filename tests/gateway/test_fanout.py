@@ -226,3 +226,38 @@ def _difference(written: list[str], got: list[str]) -> str:
     repeated = sorted({g for g in got if got.count(g) > 1})
     first = next((i for i, (w, g) in enumerate(zip(written, got, strict=False)) if w != g), None)
     return f"missing {missing}, repeated {repeated}, first difference at {first} of {len(written)}"
+
+
+def test_with_two_workers_a_subscription_reaches_the_worker_holding_the_stream(
+    gw_pb: PocketBaseServer, gw_tmp: Path, pb: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """``--workers 2``: a client's ``POST`` may be accepted by the other worker (a new
+    connection each time here); it is passed to the stream's worker (``relay``), and every
+    client receives its events. An unknown client id is still PocketBase's 404."""
+    env = {"HAPTA_CACHE": "off", "HAPTA_MAX_STREAMS_PER_IP": "100"}
+    gateway = GatewayProcess(gw_pb.url, env=env, tmp=gw_tmp, args=("--workers", "2")).start()
+
+    async def scenario() -> tuple[list[int], int, list[dict[str, Any]]]:
+        streams = await asyncio.gather(*(SSEClient.open(gateway.url) for _ in range(16)))
+        statuses = []
+        for stream in streams:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as fresh:  # a new connection
+                resp = await fresh.post("/api/realtime", json={"clientId": stream.client_id, "subscriptions": ["posts/*"]})
+                statuses.append(resp.status_code)
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as fresh:
+            unknown = await fresh.post("/api/realtime", json={"clientId": "x" * 40, "subscriptions": ["posts/*"]})
+        post = await asyncio.to_thread(write_post, pb, tokens["superuser"], "two workers")
+        events = await asyncio.gather(*(record_event(s, "posts/*", post) for s in streams))
+        for stream in streams:
+            stream.close()
+        assert pb.delete(f"{POSTS}/{post}", headers=auth(tokens["superuser"])).status_code == 204
+        return statuses, unknown.status_code, events
+
+    try:
+        statuses, unknown, events = asyncio.run(scenario())
+    finally:
+        gateway.stop()
+    assert statuses == [204] * 16
+    assert unknown == 404
+    assert len(events) == 16
+    assert len({e["record"]["id"] for e in events}) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from .. import logs
 from ..asgi import Headers, Message, Receive, RequestState, Scope, Send, header, state
@@ -26,7 +27,7 @@ from ..clientip import network_of
 from ..errors import BUSY, UPSTREAM_DOWN, UPSTREAM_TIMEOUT, ApiError
 from ..fanout import Hub
 from ..metrics import Metrics
-from ..realtime import serve, subscribe
+from ..realtime import apply, serve, subscribe
 from ..routing import REALTIME_CONNECT, REALTIME_SUBSCRIBE, Route
 from ..streams import StreamSlots
 from ..upstream import Upstream, UpstreamBusy, UpstreamError, UpstreamTimeout
@@ -149,11 +150,15 @@ class Forward:
         """A realtime stream (``realtime.serve``), within the bounds on streams per client IP
         and in total (``streams``)."""
         with self.streams.slot(network_of(st.client)):
+            await self.realtime.relay.start(self._relayed)
             client = self.realtime.connect(st.client)
             st.status = 200
             st.responding = True
             origin = header(scope, b"origin") is not None
             st.size = await serve(self.realtime, client, origin, receive, send, self.send_timeout)
+
+    async def _relayed(self, request: dict[str, Any]) -> tuple[int, bytes, bytes]:
+        return await apply(self.realtime, request)
 
     async def _subscribe(self, st: RequestState, scope: Scope, send: Send) -> None:
         """``POST /api/realtime``, answered here (``realtime.subscribe``)."""
