@@ -102,17 +102,20 @@ class Group:
         if self.wanted and len(self.arrived.get(self.wanted, ())) >= len(self.clients):
             self.done.set()
 
-    async def subscribe(self, http: httpx.AsyncClient, topics: list[str]) -> None:
+    async def subscribe(self, _: httpx.AsyncClient, topics: list[str]) -> None:
+        """Every client's subscriptions (a pool of its own: idle keep-alive connections of an
+        earlier round may have been closed by the server meanwhile)."""
         limit = asyncio.Semaphore(50)
+        async with httpx.AsyncClient(timeout=30) as http:
+            await asyncio.gather(*(self._one(http, limit, c, topics) for c in self.clients))
 
-        async def one(client: SSEClient) -> None:
-            async with limit:
-                resp = await http.post(f"{self.url}/api/realtime",
-                                       json={"clientId": client.client_id, "subscriptions": topics})
-                if resp.status_code != 204:
-                    raise RuntimeError(f"{self.name}: subscribe answered {resp.status_code}: {resp.text}")
-
-        await asyncio.gather(*(one(c) for c in self.clients))
+    async def _one(self, http: httpx.AsyncClient, limit: asyncio.Semaphore, client: SSEClient,
+                   topics: list[str]) -> None:
+        async with limit:
+            resp = await http.post(f"{self.url}/api/realtime",
+                                   json={"clientId": client.client_id, "subscriptions": topics})
+            if resp.status_code != 204:
+                raise RuntimeError(f"{self.name}: subscribe answered {resp.status_code}: {resp.text}")
 
     def close(self) -> None:
         for task in self.tasks:
