@@ -154,9 +154,9 @@ async def run(args: argparse.Namespace, pb_server: PocketBaseServer, gateway: Ga
         direct = Group("pocketbase", pb_server.url)
         rss_before = rss_kib(gateway.pid)
         probe = Group("gateway", gateway.url)
-        await probe.connect(2)
+        await probe.connect(20)
         await probe.subscribe(http, [TOPIC])
-        result["pb_connections_gateway_2_clients"] = connections_between(pb_port, gateway.pid)
+        result["pb_connections_gateway_20_clients"] = connections_between(pb_port, gateway.pid)
         probe.close()
         print(f"opening {args.clients} streams to each target ...", file=sys.stderr, flush=True)
         await gw.connect(args.clients)
@@ -202,8 +202,8 @@ def table(result: dict[str, Any]) -> str:
         "",
         f"gateway memory per client: {result['gateway_kib_per_client']} KiB "
         f"(RSS {result['gateway_rss_kib_before']} -> {result['gateway_rss_kib_after']} KiB)",
-        f"connections PocketBase holds with the gateway: {result['pb_connections_gateway_2_clients']} "
-        f"with 2 clients, {result['pb_connections_gateway_all_clients']} with {result['clients']}",
+        f"connections PocketBase holds with the gateway: {result['pb_connections_gateway_20_clients']} "
+        f"with 20 clients, {result['pb_connections_gateway_all_clients']} with {result['clients']}",
         "",
     ])
 

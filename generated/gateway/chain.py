@@ -84,7 +84,9 @@ def hub(settings: Settings, upstream: Upstream, metrics: Metrics) -> Hub:
         metrics,
         buffer=settings.sse_buffer,
         heartbeat=settings.sse_heartbeat,
+        send_timeout=settings.send_timeout,
         rotate=settings.sse_rotate,
+        redis_url=settings.redis_url,
     )
 
 

@@ -189,31 +189,35 @@ def _options(query: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- GET
 
 
-async def serve(
-    hub: Hub, client: Client, origin: bool, receive: Receive, send: Send, send_timeout: float
-) -> int:
+async def serve(hub: Hub, client: Client, origin: bool, receive: Receive, send: Send) -> int:
     """Write ``client``'s stream until it ends; returns the bytes sent.
 
     PocketBase's headers and its ``PB_CONNECT`` first; then the client's events as they come,
-    a heartbeat when it has had nothing for ``hub.heartbeat`` seconds. The client leaving, a
-    shutdown or a revoked session end it (cleanly: the SDKs reconnect); a client that does not
-    take a write within ``send_timeout`` seconds, or whose buffer fills, is dropped (the
-    response is left unfinished, so the server closes the connection).
+    and heartbeats (``Hub``). The client leaving, a shutdown or a revoked session end it
+    (cleanly: the SDKs reconnect); a client whose buffer fills, or whose write waits past the
+    send timeout, is dropped: the write is cancelled and the response left unfinished, so the
+    server closes the connection.
     """
+    loop = asyncio.get_running_loop()
+    client.task = asyncio.current_task()
     watcher = asyncio.ensure_future(_disconnected(receive))
     watcher.add_done_callback(lambda _: hub.leave(client))
     size = 0
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _headers(origin)})
-        while (data := await client.take(hub.heartbeat)) is not None:
-            try:
-                async with asyncio.timeout(send_timeout):
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-            except TimeoutError:
-                hub.drop(client, "send timeout")
-                return size
+        while (data := await client.take()) is not None:
+            client.sending = loop.time()
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            client.last_sent = loop.time()
+            client.sending = 0.0
             size += len(data)
         await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if not client.dropped:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
     finally:
         watcher.cancel()
         hub.leave(client)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from gateway_support import USER_IDS, GatewayProcess, auth, wait_until
+from session_support import valkey_server
 
 from bench.sseclient import SSEClient, StreamEnded
 from bench.tcpconns import client_ends, connections_between
@@ -261,3 +262,51 @@ def test_with_two_workers_a_subscription_reaches_the_worker_holding_the_stream(
     assert unknown == 404
     assert len(events) == 16
     assert len({e["record"]["id"] for e in events}) == 1
+
+
+def test_across_nodes_a_subscription_reaches_the_node_holding_the_stream(
+    gw_pb: PocketBaseServer, gw_tmp: Path, pb: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """Two nodes sharing a Valkey (each its own temporary directory, so no Unix socket of the
+    other's is in reach): a subscription made through the other node is passed on through
+    Valkey, public and private topics alike; an id no node holds is PocketBase's 404."""
+    with valkey_server() as url:
+        nodes = []
+        for name in ("a", "b"):
+            tmp = gw_tmp / f"node-{name}-{secrets.token_hex(3)}"
+            tmp.mkdir()
+            env = {"HAPTA_CACHE": "off", "HAPTA_REDIS_URL": url, "TMPDIR": str(tmp)}
+            nodes.append(GatewayProcess(gw_pb.url, env=env, tmp=gw_tmp).start())
+        a, b = nodes
+
+        async def scenario() -> tuple[int, int, int, dict[str, Any], dict[str, Any]]:
+            async with httpx.AsyncClient(base_url=b.url, timeout=30) as other:
+                guest = await SSEClient.open(a.url)
+                bob = await SSEClient.open(a.url)
+                body = {"clientId": guest.client_id, "subscriptions": ["posts/*"]}
+                public = (await other.post("/api/realtime", json=body)).status_code
+                body = {"clientId": bob.client_id, "subscriptions": ["attachments/*"]}
+                private = (await other.post("/api/realtime", json=body, headers=auth(tokens["bob"]))).status_code
+                body = {"clientId": "ZZZZZZZZ" + "z" * 32, "subscriptions": ["posts/*"]}
+                unknown = (await other.post("/api/realtime", json=body)).status_code
+            post = await asyncio.to_thread(write_post, pb, tokens["superuser"], "across nodes")
+            resp = await asyncio.to_thread(
+                pb.post, ATTACHMENTS, data={"title": "bob's", "owner": USER_IDS["bob"]},
+                files={"file": ("n.txt", b"for bob", "text/plain")}, headers=auth(tokens["bob"]))
+            assert resp.status_code == 200, resp.text
+            attachment = resp.json()["id"]
+            seen_post = await record_event(guest, "posts/*", post)
+            seen_attachment = await record_event(bob, "attachments/*", attachment)
+            guest.close()
+            bob.close()
+            pb.delete(f"{POSTS}/{post}", headers=auth(tokens["superuser"]))
+            pb.delete(f"{ATTACHMENTS}/{attachment}", headers=auth(tokens["bob"]))
+            return public, private, unknown, seen_post, seen_attachment
+
+        try:
+            public, private, unknown, seen_post, seen_attachment = asyncio.run(scenario())
+        finally:
+            a.stop()
+            b.stop()
+    assert (public, private, unknown) == (204, 204, 404)
+    assert seen_post["action"] == "create" and seen_attachment["action"] == "create"

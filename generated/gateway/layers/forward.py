@@ -155,7 +155,7 @@ class Forward:
             st.status = 200
             st.responding = True
             origin = header(scope, b"origin") is not None
-            st.size = await serve(self.realtime, client, origin, receive, send, self.send_timeout)
+            st.size = await serve(self.realtime, client, origin, receive, send)
 
     async def _relayed(self, request: dict[str, Any]) -> tuple[int, bytes, bytes]:
         return await apply(self.realtime, request)
@@ -164,6 +164,7 @@ class Forward:
         """``POST /api/realtime``, answered here (``realtime.subscribe``)."""
         body = st.body
         assert isinstance(body, bytes)
+        await self.realtime.relay.start(self._relayed)  # (answers from other nodes come to it)
         status, headers, answer = await subscribe(
             self.realtime,
             body,

@@ -55,6 +55,7 @@ import string
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from . import logs
 from .asgi import Headers
@@ -120,17 +121,32 @@ def shared_topic(topic: str, caller: str) -> bool:
 class Sink:
     """Someone receiving events: a realtime client (``Client``) or an API subscription."""
 
-    __slots__ = ("closed", "limit", "private", "session", "shared", "size", "wake")
+    __slots__ = ("closed", "dropped", "limit", "private", "session", "shared", "size", "_waiter")
 
     def __init__(self, limit: int) -> None:
         self.closed = False
+        #: Let go for not reading (``Hub.drop``).
+        self.dropped = False
         self.limit = limit
         self.private: Feed | None = None
         #: The hash of the session key the subscriptions were made with (rolling sessions).
         self.session: str | None = None
         self.shared: frozenset[str] = frozenset()
         self.size = 0
-        self.wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def sleep(self) -> None:
+        """Until ``wake`` (a bare future: no timer, the cheapest wait asyncio has)."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
 
     def deliver(self, name: str, data: bytes, tail: bytes) -> bool:
         """Queue one event (``tail``: its ``event:``/``data:`` lines); ``False`` when this
@@ -148,7 +164,8 @@ class Sink:
 class Client(Sink):
     """A ``GET /api/realtime`` stream: frames waiting to be written, in PocketBase's format."""
 
-    __slots__ = ("id", "identity", "ip", "subscribed", "_frames", "_prefix")
+    __slots__ = ("id", "identity", "ip", "last_sent", "sending", "subscribed", "task", "_frames",
+                 "_prefix")
 
     def __init__(self, client_id: str, ip: str, limit: int) -> None:
         super().__init__(limit)
@@ -156,6 +173,11 @@ class Client(Sink):
         self.ip = ip
         #: It has posted its subscriptions (an empty list counts).
         self.subscribed = False
+        #: The task writing its stream; since when (loop time) a write waits, 0 when none;
+        #: when it was last written to.
+        self.task: asyncio.Task[Any] | None = None
+        self.sending = 0.0
+        self.last_sent = 0.0
         #: Who the subscriptions were made as (``collectionId/id``), ``""`` for a guest.
         self.identity = ""
         self._prefix = b"id:" + client_id.encode() + b"\nevent:"
@@ -174,31 +196,30 @@ class Client(Sink):
             return False  # (one event alone may pass the bound: it is never split)
         self.size += len(frame)
         self._frames.append(frame)
-        self.wake.set()
+        self.wake()
         return True
 
     def gap(self) -> None:
         if not self.closed:
             self._frames.append(self.connect_frame())
-            self.wake.set()
+            self.wake()
 
     def clear(self) -> None:
         self._frames.clear()
         self.size = 0
-        self.wake.set()
+        self.wake()
 
-    async def take(self, heartbeat: float) -> bytes | None:
-        """What to write next: the frames waiting, a heartbeat after ``heartbeat`` idle
-        seconds, or ``None`` once the client is closed."""
+    def heartbeat(self) -> None:
+        if not self.closed and not self._frames:
+            self._frames.append(HEARTBEAT)
+            self.wake()
+
+    async def take(self) -> bytes | None:
+        """What to write next (the frames waiting), or ``None`` once the client is closed."""
         while not self._frames:
             if self.closed:
                 return None
-            self.wake.clear()
-            try:
-                async with asyncio.timeout(heartbeat):
-                    await self.wake.wait()
-            except TimeoutError:
-                return HEARTBEAT
+            await self.sleep()
         if self.closed:
             return None
         data = b"".join(self._frames) if len(self._frames) > 1 else self._frames[0]
@@ -214,13 +235,12 @@ class Subscription(Sink):
     gap ``(GAP, b"")``. Iteration ends when the subscription is closed, by ``close()``, a
     revoked session, a shutdown, or being dropped for not reading (``dropped``)."""
 
-    __slots__ = ("dropped", "_events", "_hub")
+    __slots__ = ("_events", "_hub")
 
     def __init__(self, hub: Hub, limit: int) -> None:
         super().__init__(limit)
         self._hub = hub
         self._events: deque[tuple[str, bytes]] = deque()
-        self.dropped = False
 
     def deliver(self, name: str, data: bytes, tail: bytes) -> bool:
         if self.closed:
@@ -230,18 +250,18 @@ class Subscription(Sink):
             return False
         self.size += size
         self._events.append((name, data))
-        self.wake.set()
+        self.wake()
         return True
 
     def gap(self) -> None:
         if not self.closed:
             self._events.append((GAP, b""))
-            self.wake.set()
+            self.wake()
 
     def clear(self) -> None:
         self._events.clear()
         self.size = 0
-        self.wake.set()
+        self.wake()
 
     def close(self) -> None:
         self._hub.leave(self)
@@ -253,8 +273,7 @@ class Subscription(Sink):
         while not self._events:
             if self.closed:
                 raise StopAsyncIteration
-            self.wake.clear()
-            await self.wake.wait()
+            await self.sleep()
         name, data = self._events.popleft()
         self.size -= len(data) + len(name)
         return name, data
@@ -270,15 +289,19 @@ class Hub:
         *,
         buffer: int,
         heartbeat: float,
+        send_timeout: float = 30.0,
         rotate: float | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self.upstream = upstream
         self.metrics = metrics
         self.buffer = buffer
         self.heartbeat = heartbeat
+        self.send_timeout = send_timeout
+        self._ticker: asyncio.Task[None] | None = None
         self._rotate = rotate
         #: How a subscription for another worker's client reaches it (``realtime`` uses it).
-        self.relay = Relay()
+        self.relay = Relay(redis_url=redis_url)
         self._topics: dict[str, set[Sink]] = {}
         self._clients: dict[str, Client] = {}
         self._sinks: set[Sink] = set()
@@ -299,8 +322,27 @@ class Hub:
         client = Client(new_client_id(self.relay.token), ip, self.buffer)
         self._clients[client.id] = client
         self._add(client)
-        asyncio.get_running_loop().call_later(REMIND, self._remind, client)
+        loop = asyncio.get_running_loop()
+        loop.call_later(REMIND, self._remind, client)
+        client.last_sent = loop.time()
+        if self._ticker is None:
+            self._ticker = loop.create_task(self._tick(), name="sse-ticker")
         return client
+
+    async def _tick(self) -> None:
+        """Heartbeats for idle clients, and the drop of a client whose write has waited past
+        ``send_timeout``: one timer for every client (a timer per client and write would cost
+        each event as much again)."""
+        loop = asyncio.get_running_loop()
+        every = min(1.0, self.heartbeat / 2, self.send_timeout / 2)
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for client in list(self._clients.values()):
+                if client.sending and now - client.sending > self.send_timeout:
+                    self.drop(client, "send timeout")
+                elif now - client.last_sent >= self.heartbeat:
+                    client.heartbeat()
 
     def _remind(self, client: Client) -> None:
         """``PB_CONNECT`` once more to a client that has not subscribed yet: the Python SDK
@@ -388,11 +430,12 @@ class Hub:
         if sink.closed:
             return
         self.metrics.sse_dropped.inc()
-        if isinstance(sink, Subscription):
-            sink.dropped = True
+        sink.dropped = True
         fields: dict[str, object] = {"msg": "realtime client dropped", "reason": why}
         if isinstance(sink, Client):
             fields["client"] = sink.ip
+            if sink.sending and sink.task is not None:
+                sink.task.cancel()  # its write waits on the client: the connection is cut
         logs.log.warning(fields["msg"], extra={"fields": fields})
         self.leave(sink)
 
@@ -544,7 +587,7 @@ class Hub:
     async def aclose(self) -> None:
         self.close_all()
         await self.relay.aclose()
-        for task in (self._resync, self._sweeper):
+        for task in (self._resync, self._sweeper, self._ticker):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
