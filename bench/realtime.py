@@ -160,7 +160,11 @@ async def run(args: argparse.Namespace, pb_server: PocketBaseServer, gateway: Ga
         probe.close()
         print(f"opening {args.clients} streams to each target ...", file=sys.stderr, flush=True)
         await gw.connect(args.clients)
+        pb_before = rss_kib(pb_server.pid)
         await direct.connect(args.clients)
+        await direct.subscribe(http, [TOPIC])
+        result["pocketbase_kib_per_stream"] = round((rss_kib(pb_server.pid) - pb_before) / args.clients, 2)
+        await direct.subscribe(http, [])
         await gw.subscribe(http, [TOPIC])
         await write_and_wait(pb, token, author, gw, -1)  # warm: every client has had an event
         rss_after = rss_kib(gateway.pid)
@@ -202,6 +206,7 @@ def table(result: dict[str, Any]) -> str:
         "",
         f"gateway memory per client: {result['gateway_kib_per_client']} KiB "
         f"(RSS {result['gateway_rss_kib_before']} -> {result['gateway_rss_kib_after']} KiB)",
+        f"PocketBase memory per direct stream: {result['pocketbase_kib_per_stream']} KiB",
         f"connections PocketBase holds with the gateway: {result['pb_connections_gateway_20_clients']} "
         f"with 20 clients, {result['pb_connections_gateway_all_clients']} with {result['clients']}",
         "",

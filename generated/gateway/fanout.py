@@ -16,12 +16,14 @@ gateway's own ``PB_CONNECT`` client id, and its subscriptions are split here.
 * Every other topic keeps exactly PocketBase's delivery: the client gets an upstream stream of
   its own, opened with its own credential and client IP when it first subscribes to such a
   topic, whose events are merged into its one downstream stream (closed when it no longer has
-  such a topic). Checking each event with the client's credential instead (one shared stream
-  as superuser, one ``GET`` of the record per client and event) was rejected by measurement:
-  it costs PocketBase a request per client and event (1,000 owners of a collection: 1,000
-  record reads for one write, against 1,000 idle streams that cost PocketBase ~20 KiB each and
-  no CPU), it cannot reproduce a ``delete`` (the record is gone when it would be checked) and
-  a rule could read ``@request.*`` fields a replayed read would not carry.
+  such a topic). The alternative, one shared superuser stream and a check of each event with
+  each client's credential (a ``GET`` of the record as that client), was rejected by
+  measurement: PocketBase answers about 3,500 record views a second on this project's bench
+  machine (``bench/proxy.py``, README), so 1,000 owners of a collection would cost it some
+  0.3 s of its whole capacity per write, where 1,000 idle private streams cost it memory and
+  no CPU (``bench/realtime.py`` measures PocketBase's memory per stream); a ``delete`` could not
+  be checked at all (the record is gone), and a rule reading ``@request.*`` would be judged
+  on a request the client never made.
 
 Streams that stay up: every client stream gets a heartbeat (an SSE comment line) after
 ``heartbeat`` idle seconds; upstream rotation and reconnection are the feed's (``feed``). After
