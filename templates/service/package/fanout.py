@@ -19,8 +19,8 @@ gateway's own ``PB_CONNECT`` client id, and its subscriptions are split here.
   each client's credential (a ``GET`` of the record as that client), was rejected by
   measurement: PocketBase answers about 3,500 record views a second on this project's bench
   machine (``bench/proxy.py``, README), so 1,000 owners of a collection would cost it some
-  0.3 s of its whole capacity per write, where 1,000 idle private streams cost it memory and
-  no CPU (``bench/realtime.py`` measures PocketBase's memory per stream); a ``delete`` could not
+  0.3 s of its whole capacity per write, where 1,000 idle private streams cost it memory
+  (about 58 KiB each, ``bench/realtime.py``) and no CPU until an event; a ``delete`` could not
   be checked at all (the record is gone), and a rule reading ``@request.*`` would be judged
   on a request the client never made.
 
