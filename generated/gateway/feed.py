@@ -11,7 +11,9 @@ PocketBase ends a stream after 5 idle minutes and any stream after 30, so every 
 seconds (``cachelisten``'s) a new stream is opened and subscribed before the old one is closed;
 both listen for ``OVERLAP`` seconds. Meanwhile the old stream's events are passed on and the new
 one's held; when the old one closes, the held events it did not deliver (matched on name and
-bytes) follow, and the new stream takes over. So a rotation neither loses nor repeats an event
+bytes) follow, and the new stream takes over; for ``LEFTOVER`` seconds more, an event the new
+stream delivers late that the old one had delivered is still passed over (a loaded PocketBase
+can be slower on one stream than another). So a rotation neither loses nor repeats an event
 (and adds no reordering of its own: PocketBase itself may deliver two quick writes to one client
 in either order, measured with sequential writes on one stream). When a stream ends
 otherwise (PocketBase restarted, the connection broke) events may have been missed: the feed
@@ -35,6 +37,8 @@ from .upstream import Upstream
 
 #: Seconds the old and the new stream of a rotation both listen (at most half the rotation).
 OVERLAP = 2.0
+#: Seconds the old stream's deliveries are still matched against the new stream's.
+LEFTOVER = 10.0
 _JSON = (b"content-type", b"application/json")
 _ACCEPT = (b"accept", b"text/event-stream")
 
@@ -75,6 +79,7 @@ class Feed:
         self._old: PBStream | None = None
         self._seen: dict[tuple[str, bytes], int] = {}
         self._held: list[tuple[str, bytes]] = []
+        self._leftover: dict[tuple[str, bytes], int] = {}
         self._closed = False
 
     @property
@@ -145,14 +150,15 @@ class Feed:
 
     def _event(self, source: PBStream, name: str, data: bytes) -> None:
         old = self._old
-        if old is None:
-            self._on_event(name, data)
-        elif source is old:  # a rotation: the old stream still leads
-            key = (name, data)
+        key = (name, data)
+        if old is not None and source is not old:
+            self._held.append(key)  # a rotation: the new stream's events wait for the old's end
+            return
+        if self._leftover and self._passed_over(self._leftover, key):
+            return  # delivered late by this stream, already delivered by the one before it
+        if old is not None:
             self._seen[key] = self._seen.get(key, 0) + 1
-            self._on_event(name, data)
-        else:
-            self._held.append((name, data))
+        self._on_event(name, data)
 
     # ------------------------------------------------------------------------ rotation, gaps
 
@@ -210,12 +216,26 @@ class Feed:
         held, seen = self._held, self._seen
         self._held, self._seen = [], {}
         for name, data in held:
-            key = (name, data)
-            count = seen.get(key, 0)
-            if count:
-                seen[key] = count - 1
-            else:
+            if not self._passed_over(seen, (name, data)):
                 self._on_event(name, data)
+        self._leftover = seen
+        asyncio.get_running_loop().call_later(LEFTOVER, self._forget, seen)
+
+    def _forget(self, seen: dict[tuple[str, bytes], int]) -> None:
+        if self._leftover is seen:
+            self._leftover = {}
+
+    @staticmethod
+    def _passed_over(seen: dict[tuple[str, bytes], int], key: tuple[str, bytes]) -> bool:
+        """Whether ``key`` was delivered already (one delivery is used up)."""
+        count = seen.get(key, 0)
+        if not count:
+            return False
+        if count == 1:
+            del seen[key]
+        else:
+            seen[key] = count - 1
+        return True
 
 
 def _warn(msg: str, exc: BaseException | None, retry: float) -> None:
