@@ -167,8 +167,17 @@ class Sink:
 class Client(Sink):
     """A ``GET /api/realtime`` stream: frames waiting to be written, in PocketBase's format."""
 
-    __slots__ = ("id", "identity", "ip", "last_sent", "sending", "subscribed", "task", "_frames",
-                 "_prefix")
+    __slots__ = (
+        "id",
+        "identity",
+        "ip",
+        "last_sent",
+        "sending",
+        "subscribed",
+        "task",
+        "_frames",
+        "_prefix",
+    )
 
     def __init__(self, client_id: str, ip: str, limit: int) -> None:
         super().__init__(limit)

@@ -119,9 +119,7 @@ class Feed:
     # ------------------------------------------------------------------------ upstream calls
 
     async def _open(self, topics: tuple[str, ...]) -> PBStream:
-        response = await self._upstream.stream(
-            "GET", b"/api/realtime", [*self.headers, _ACCEPT]
-        )
+        response = await self._upstream.stream("GET", b"/api/realtime", [*self.headers, _ACCEPT])
         holder: list[PBStream] = []
         stream = PBStream(response, lambda name, data: self._event(holder[0], name, data))
         holder.append(stream)

@@ -81,7 +81,11 @@ class Relay:
                 try:
                     request = orjson.loads(await reader.readline())
                     status, content_type, body = await handler(request)
-                    answer = {"status": status, "type": content_type.decode(), "body": body.decode()}
+                    answer = {
+                        "status": status,
+                        "type": content_type.decode(),
+                        "body": body.decode(),
+                    }
                     writer.write(orjson.dumps(answer) + b"\n")
                     await writer.drain()
                 except Exception as exc:  # noqa: BLE001  (the asking worker answers a 502)
