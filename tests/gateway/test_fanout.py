@@ -4,7 +4,9 @@ the others; upstream rotation loses and repeats nothing; every stream gets heart
 
 Connections are counted at PocketBase's end (``bench.tcpconns``, from ``/proc``); many clients
 are asyncio streams in one thread (``bench.sseclient``). Waiting is against deadlines on what
-the streams deliver, never with sleeps.
+the streams deliver, never with sleeps. Also: ``--workers 2`` and two nodes sharing a Valkey
+(a subscription reaching another process than its stream's is passed to it), and a PocketBase
+restart (clients get ``PB_CONNECT`` again, events resume).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from session_support import valkey_server
 
 from bench.sseclient import SSEClient, StreamEnded
 from bench.tcpconns import client_ends, connections_between
-from hapta_gen.dev.pbserver import PocketBaseServer
+from hapta_gen.dev.pbserver import PocketBaseServer, free_port
+from hapta_gen.dev.seed import postly_schema, seed_postly
 
 POSTS = "/api/collections/posts/records"
 ATTACHMENTS = "/api/collections/attachments/records"
@@ -310,3 +313,48 @@ def test_across_nodes_a_subscription_reaches_the_node_holding_the_stream(
             b.stop()
     assert (public, private, unknown) == (204, 204, 404)
     assert seen_post["action"] == "create" and seen_attachment["action"] == "create"
+
+
+def test_after_an_upstream_gap_clients_get_pb_connect_again_and_events_resume(
+    tmp_path: Path, gw_tmp: Path
+) -> None:
+    """PocketBase restarted (its streams end from its side): the gateway resubscribes, shared
+    and private, and then sends each client ``PB_CONNECT`` again with its same client id (the
+    SDKs resubmit and re-read on it); a record written afterwards reaches both clients."""
+    private = "posts/*?options=" + json.dumps({"query": {"fields": "id"}}).replace(" ", "")
+    with PocketBaseServer(data_dir=tmp_path / "pb_data", port=free_port()) as server:
+        server.import_collections(postly_schema())
+        seed_postly(server)
+        gateway = GatewayProcess(server.url, env={"HAPTA_CACHE": "off"}, tmp=gw_tmp).start()
+
+        async def until_connect(stream: SSEClient) -> str:
+            async with asyncio.timeout(60):
+                while True:
+                    name, data = await stream.next_event()
+                    if name == "PB_CONNECT":
+                        return str(json.loads(data)["clientId"])
+
+        async def scenario() -> tuple[list[str], list[str], list[dict[str, Any]]]:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+                shared = await SSEClient.open(gateway.url)
+                own = await SSEClient.open(gateway.url)
+                await subscribe(client, shared, ["posts/*"])
+                await subscribe(client, own, [private])
+                ids = [shared.client_id, own.client_id]
+                await asyncio.to_thread(server.stop)
+                await asyncio.to_thread(server.start)
+                again = list(await asyncio.gather(until_connect(shared), until_connect(own)))
+                with httpx.Client(base_url=server.url, timeout=30) as pb:
+                    post = await asyncio.to_thread(write_post, pb, server.superuser_token(), "after the gap")
+                events = list(await asyncio.gather(record_event(shared, "posts/*", post),
+                                                   record_event(own, private, post)))
+                shared.close()
+                own.close()
+                return ids, again, events
+
+        try:
+            ids, again, events = asyncio.run(scenario())
+        finally:
+            gateway.stop()
+    assert again == ids
+    assert [e["action"] for e in events] == ["create", "create"]
