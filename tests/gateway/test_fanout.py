@@ -89,6 +89,8 @@ def test_two_hundred_clients_share_one_upstream_stream(
     assert fanout_gateway.proc is not None
     port, pid = pb_port(gw_pb), fanout_gateway.proc.pid
 
+    events_before = metric(fanout_gateway, "hapta_sse_events_total")
+
     async def scenario() -> tuple[int, int, int, list[dict[str, Any]]]:
         async with httpx.AsyncClient(base_url=fanout_gateway.url, timeout=30) as client:
             first = await SSEClient.open(fanout_gateway.url)
@@ -110,6 +112,7 @@ def test_two_hundred_clients_share_one_upstream_stream(
     assert upstream == 1  # one upstream realtime stream for 200 clients
     assert 1 <= many <= one  # PocketBase holds no more connections with 200 clients than with 1
     assert len(events) == 200 and all(e["action"] == "create" for e in events)
+    assert metric(fanout_gateway, "hapta_sse_events_total") - events_before >= 200
     wait_until(lambda: metric(fanout_gateway, "hapta_sse_clients") == 0, what="every client released")
 
 
