@@ -31,6 +31,7 @@ from .cachelisten import Listener
 from .catalog import COLLECTIONS
 from .errors import JSON_HEADERS, NOT_FOUND, envelope
 from .extapp import ExtensionApp
+from .fanout import Hub
 from .layers.hooks import HookTable
 from .metrics import Metrics
 
@@ -64,6 +65,7 @@ class Gateway:
         self.api: ASGIApp | None = None
         self.cache_listener: Listener | None = None
         self.cache_shared: SharedTier | None = None
+        self.realtime: Hub | None = None
         self.access_log: logs.AccessLog | None = None
         self.ops: Any = None
         #: The extensions' routers (``extensions``), when one has a router.
@@ -143,6 +145,7 @@ class Gateway:
             from .cacheshared import SharedTier  # loads redis: only when it is used
 
             self.cache_shared = SharedTier(settings.redis_url, self.metrics)
+        self.realtime = chain.hub(settings, self.upstream, self.metrics)
         self.api = chain.build(
             settings,
             self.upstream,
@@ -153,6 +156,7 @@ class Gateway:
             self._on_close,
             hooks,
             self._caches,
+            self.realtime,
         )
         if loaded.routers:
             self.ext = ExtensionApp(loaded, self._context)
@@ -181,9 +185,11 @@ class Gateway:
     def end_streams(self) -> None:
         """End every open realtime stream and refuse new ones. Safe from a signal handler or
         another thread (the work is scheduled on the gateway's loop)."""
-        loop, upstream = self._loop, self.upstream
+        loop, upstream, realtime = self._loop, self.upstream, self.realtime
         if loop is not None and upstream is not None and not loop.is_closed():
             loop.call_soon_threadsafe(upstream.close_streams)
+            if realtime is not None:
+                loop.call_soon_threadsafe(realtime.close_all)
 
     def _chain_signals(self) -> None:
         """Run ``end_streams`` first whenever the server's own SIGTERM / SIGINT handler runs."""
@@ -210,6 +216,8 @@ class Gateway:
     async def shutdown(self) -> None:
         if threading.current_thread() is threading.main_thread():
             self._unchain_signals()
+        if self.realtime is not None:
+            await self.realtime.aclose()
         if self.cache_listener is not None:
             await self.cache_listener.aclose()
         if self.cache_shared is not None:

@@ -30,22 +30,20 @@ import orjson
 from . import logs
 from .cachepolicy import change_tags
 from .metrics import Metrics
+from .pbstream import PBStream as _Session
+from .pbstream import StreamDown as ListenerDown
 from .settings import Settings
-from .upstream import Response, Upstream
+from .upstream import Upstream
 
 #: Entries live at most this long while no subscription is up (events may be missed).
 SHORT_TTL = 5.0
 #: A subscription is replaced by a fresh one this often (PocketBase: idle 5 min, max 30 min).
 ROTATE = 240.0
-_BACKOFF_MIN = 0.5
-_BACKOFF_MAX = 30.0
+BACKOFF_MIN = 0.5
+BACKOFF_MAX = 30.0
 _ACTIONS = frozenset({"create", "update", "delete"})
 
 Invalidate = Callable[[frozenset[str] | None], None]
-
-
-class ListenerDown(Exception):
-    """The subscription could not be made, or its stream ended."""
 
 
 class Listener:
@@ -90,7 +88,7 @@ class Listener:
 
     async def _run(self) -> None:
         current: _Session | None = None
-        delay = _BACKOFF_MIN
+        delay = BACKOFF_MIN
         try:
             while True:
                 try:
@@ -98,9 +96,9 @@ class Listener:
                 except Exception as exc:  # noqa: BLE001  (retried, whatever it was)
                     _warn("cache listener: cannot subscribe to PocketBase's realtime", exc, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, _BACKOFF_MAX)
+                    delay = min(delay * 2, BACKOFF_MAX)
                     continue
-                delay = _BACKOFF_MIN
+                delay = BACKOFF_MIN
                 if current is None:
                     # Entries filled before this moment may have missed events.
                     self._flush()
@@ -181,61 +179,6 @@ class Listener:
     def _set_up(self, up: bool) -> None:
         self.up = up
         self._metrics.cache_listener_up.set(1 if up else 0)
-
-
-class _Session:
-    """One realtime stream being read: ``connected`` resolves to the client id, then each
-    record event goes to ``on_event``; ``task`` ends when the stream does."""
-
-    def __init__(self, response: Response, on_event: Callable[[str, bytes], None]) -> None:
-        self._response = response
-        self._on_event = on_event
-        loop = asyncio.get_running_loop()
-        self.connected: asyncio.Future[str] = loop.create_future()
-        self.task = loop.create_task(self._read(), name="cache-listener-stream")
-
-    def close(self) -> None:
-        self.task.cancel()
-        self._response.close()
-
-    async def _read(self) -> None:
-        buffer = b""
-        try:
-            if self._response.status != 200:
-                raise ListenerDown(f"realtime answered HTTP {self._response.status}")
-            async for chunk in self._response.iter_body():
-                buffer += chunk.replace(b"\r\n", b"\n")
-                while (end := buffer.find(b"\n\n")) >= 0:
-                    block, buffer = buffer[:end], buffer[end + 2 :]
-                    self._block(block)
-        except Exception as exc:  # noqa: BLE001  (any end of the stream is the same end)
-            if not self.connected.done():
-                self.connected.set_exception(ListenerDown(str(exc)))
-            return
-        finally:
-            self._response.close()
-        if not self.connected.done():
-            self.connected.set_exception(ListenerDown("the stream ended before PB_CONNECT"))
-
-    def _block(self, block: bytes) -> None:
-        event = ""
-        data: list[bytes] = []
-        for line in block.split(b"\n"):
-            field, _, value = line.partition(b":")
-            value = value.removeprefix(b" ")
-            if field == b"event":
-                event = value.decode("utf-8", "replace")
-            elif field == b"data":
-                data.append(value)
-        payload = b"\n".join(data)
-        if event == "PB_CONNECT":
-            if not self.connected.done():
-                try:
-                    self.connected.set_result(str(orjson.loads(payload)["clientId"]))
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    self.connected.set_exception(ListenerDown("PB_CONNECT without a client id"))
-        elif event:
-            self._on_event(event, payload)
 
 
 def _nothing(tags: frozenset[str] | None) -> None:

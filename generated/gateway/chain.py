@@ -24,7 +24,8 @@ from .cachelisten import SHORT_TTL, Invalidate, Listener
 from .cachestore import CacheStore
 from .catalog import SESSIONS
 from .clientip import ClientIP
-from .eventsource import upstream_source
+from .eventsource import hub_source
+from .fanout import Hub
 from .fragments import Fragments
 from .layers.cache import Cache
 from .layers.clientip import ClientAddress
@@ -61,17 +62,21 @@ def build(
     on_close: list[Callable[[], Awaitable[None]]] | None = None,
     hooks: HookTable | None = None,
     caches: list[Cache] | None = None,
+    realtime: Hub | None = None,
 ) -> ASGIApp:
     """The chain, innermost layer first. With the cache on, ``listener`` (when given: the
     superuser credentials are set) feeds it the writes made elsewhere, and ``shared`` (when
     given: ``HAPTA_REDIS_URL``) is the tier behind its in-process store; the caller starts
     both. What must be closed at shutdown goes in ``on_close``. ``hooks`` are the extensions'
-    (``extensions``); the cache layer, when there is one, is appended to ``caches``."""
+    (``extensions``); the cache layer, when there is one, is appended to ``caches``.
+    ``realtime``: the process's realtime hub (``fanout``), made here when not given."""
     streams = StreamSlots.from_settings(settings)
-    app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout)
+    if realtime is None:
+        realtime = hub(settings, upstream, metrics)
+    app: ASGIApp = Forward(upstream, metrics, streams, settings.send_timeout, realtime)
     if ANY_HIDDEN:
         app = Shape(app)
-    app = _sse(app, settings, upstream, metrics, streams, on_close)
+    app = _sse(app, settings, upstream, metrics, streams, realtime, on_close)
     app = Validate(app, settings.max_body_size)
     if settings.cache_on:
         layer = _cache(app, settings, metrics, listener, shared)
@@ -80,7 +85,8 @@ def build(
             caches.append(layer)
     if (settings.sessions or SESSIONS) == "rolling":
         store = open_store(settings.redis_url, settings.redis_timeout)
-        app = Sessions(app, store, metrics, settings.session_grace)
+        app = Sessions(app, store, metrics, settings.session_grace, realtime.sessions_revoked)
+        realtime.watch_sessions(store, settings.sse_session_check)
         if on_close is not None:
             on_close.append(store.aclose)
     if hooks is not None and hooks.any:  # before sessions: hooks act with the caller's own key
@@ -99,10 +105,11 @@ def _sse(
     upstream: Upstream,
     metrics: Metrics,
     streams: StreamSlots,
+    realtime: Hub,
     on_close: list[Callable[[], Awaitable[None]]] | None,
 ) -> SseStreams:
     feeds = Feeds(
-        upstream_source(upstream),
+        hub_source(realtime),
         metrics,
         client_buffer=settings.sse_client_buffer,
         resume_events=settings.sse_resume_events,
@@ -123,6 +130,19 @@ def _sse(
         Fragments(settings.fragments_dir),
         heartbeat=settings.sse_heartbeat,
         send_timeout=settings.send_timeout,
+    )
+
+
+def hub(settings: Settings, upstream: Upstream, metrics: Metrics) -> Hub:
+    """The realtime hub of this process (``fanout``)."""
+    return Hub(
+        upstream,
+        metrics,
+        buffer=settings.sse_buffer,
+        heartbeat=settings.sse_heartbeat,
+        send_timeout=settings.send_timeout,
+        rotate=settings.sse_rotate,
+        redis_url=settings.redis_url,
     )
 
 

@@ -54,31 +54,39 @@ class Metrics:
         #: (``/sse/...``), ``datastar`` (``/datastar/...``).
         self.sse_clients_by = Gauge(
             "hapta_sse_clients",
-            "Server-sent-event clients connected now, by endpoint.",
+            "Server-sent-event clients connected now, by endpoint (realtime: /api/realtime "
+            "streams and other code's subscriptions; sse; datastar).",
             ("endpoint",),
             registry=self.registry,
             multiprocess_mode="livesum",
         )
         self.sse_clients = self.sse_clients_by.labels("realtime")
-        self.sse_events = Counter(
+        self.sse_events_by = Counter(
             "hapta_sse_events_total",
-            "Server-sent events sent to clients (heartbeats excepted), by endpoint.",
+            "Server-sent events queued for clients (one per client and event; heartbeats "
+            "excepted), by endpoint.",
             ("endpoint",),
             registry=self.registry,
         )
-        self.sse_dropped = Counter(
+        self.sse_events = self.sse_events_by.labels("realtime")
+        self.sse_dropped_by = Counter(
             "hapta_sse_dropped_total",
-            "Server-sent-event clients dropped for not keeping up with their stream, by endpoint.",
+            "Server-sent-event clients dropped for not reading (buffer full or send timeout), "
+            "by endpoint.",
             ("endpoint",),
             registry=self.registry,
         )
-        self.upstream_streams = Gauge(
+        self.sse_dropped = self.sse_dropped_by.labels("realtime")
+        self.upstream_streams_by = Gauge(
             "hapta_upstream_streams",
-            "Realtime streams open to PocketBase now, by endpoint.",
+            "Realtime streams open to PocketBase now, by endpoint (realtime: one shared per "
+            "process, plus one per client holding a topic that cannot be shared; sse: the "
+            "typed-stream feeds' subscriptions, held on the realtime hub).",
             ("endpoint",),
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.upstream_streams = self.upstream_streams_by.labels("realtime")
         self.cache_hits = Counter(
             "hapta_cache_hits", "Reads answered from the cache.", registry=self.registry
         )

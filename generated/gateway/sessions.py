@@ -123,6 +123,10 @@ class SessionStore(Protocol):
 
     async def revoke(self, key: str) -> int | None: ...
 
+    async def alive(self, key: str, now: float) -> bool:
+        """Whether ``key``'s family still lives (rotated or not); never revokes anything."""
+        ...
+
     async def put_file(self, key: str, token: str, ttl: float, now: float) -> None: ...
 
     async def get_file(self, key: str, now: float) -> str | None: ...
@@ -194,6 +198,13 @@ class MemoryStore:
         if entry is None or self._families.pop(entry.family, None) is None:
             return None
         return len(self._families)
+
+    async def alive(self, key: str, now: float) -> bool:
+        entry = self._keys.get(key)
+        if entry is None or entry.expires <= now:
+            return False
+        family = self._families.get(entry.family)
+        return family is not None and family.expires > now
 
     async def put_file(self, key: str, token: str, ttl: float, now: float) -> None:
         self._prune(now)
@@ -271,6 +282,12 @@ redis.call('ZADD', p..'active', now + ttl, fam)
 redis.call('ZREMRANGEBYSCORE', p..'active', '-inf', now)
 return redis.call('ZCARD', p..'active')
 """
+_ALIVE = """
+local p, key = ARGV[1], ARGV[2]
+local fam = redis.call('HGET', p..'k:'..key, 'fam')
+if not fam then return 0 end
+return redis.call('EXISTS', p..'f:'..fam)
+"""
 _REVOKE = """
 local p, key = ARGV[1], ARGV[2]
 local fam = redis.call('HGET', p..'k:'..key, 'fam')
@@ -296,6 +313,7 @@ class RedisStore:
         self._create = self._redis.register_script(_CREATE)
         self._rotate = self._redis.register_script(_ROTATE)
         self._revoke = self._redis.register_script(_REVOKE)
+        self._alive = self._redis.register_script(_ALIVE)
 
     async def create(self, key: str, token: str, ttl: float, now: float) -> int:
         fam = secrets.token_hex(16)
@@ -320,6 +338,9 @@ class RedisStore:
     async def revoke(self, key: str) -> int | None:
         count = int(await self._call(self._revoke, (self._prefix, key)))
         return None if count < 0 else count
+
+    async def alive(self, key: str, now: float) -> bool:
+        return int(await self._call(self._alive, (self._prefix, key))) == 1
 
     async def put_file(self, key: str, token: str, ttl: float, now: float) -> None:
         try:

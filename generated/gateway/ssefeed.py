@@ -229,7 +229,7 @@ class Feed:
 
     def _drop(self, sub: Subscriber) -> None:
         sub.dropped.set()
-        self.feeds.metrics.sse_dropped.labels(sub.endpoint).inc()
+        self.feeds.metrics.sse_dropped_by.labels(sub.endpoint).inc()
         self.remove(sub)
 
     def _restart(self) -> None:
@@ -242,7 +242,7 @@ class Feed:
     # ------------------------------------------------------------------------ upstream
 
     async def _run(self) -> None:
-        gauge = self.feeds.metrics.upstream_streams.labels("sse")
+        gauge = self.feeds.metrics.upstream_streams_by.labels("sse")
         current: _Session | None = None
         delay = _BACKOFF_MIN
         try:

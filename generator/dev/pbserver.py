@@ -124,6 +124,13 @@ class PocketBaseServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (it must be running)."""
+        if self._proc is None:
+            raise RuntimeError("PocketBase is not running")
+        return self._proc.pid
+
     def start(self) -> Self:
         """Create the superuser, start serving and wait until ``/api/health`` answers."""
         if self._proc is not None:

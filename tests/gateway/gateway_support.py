@@ -105,6 +105,21 @@ class GatewayProcess:
         return float(found.group(1))
 
 
+def metric(target: GatewayProcess | str, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples on ``target``'s ``/metrics`` (a gateway or its URL) whose
+    labels include ``labels``; 0 when there is none."""
+    url = target if isinstance(target, str) else target.url
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
+    total = 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        base, _, rest = sample.partition("{")
+        if base == name and wanted <= set(rest.rstrip("}").split(",")) - {""}:
+            total += float(value)
+    return total
+
+
 def auth(token: str | None) -> dict[str, str]:
     return {"Authorization": token} if token else {}
 
@@ -151,6 +166,8 @@ class EventStream:
                         self.events.put(event)
                     event = {}
                     continue
+                if line.startswith(":"):
+                    continue  # a comment (heartbeat)
                 key, _, value = line.partition(":")
                 event[key] = value
         except (httpx.HTTPError, OSError, ValueError):

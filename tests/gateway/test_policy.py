@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_support import PASSWORDS, USER_IDS, GatewayProcess, auth
+from gateway_support import PASSWORDS, USER_IDS, GatewayProcess, auth, metric
 
 from hapta_gen import generate
 from hapta_gen.dev.pbserver import PocketBaseServer
@@ -89,11 +89,6 @@ def users(policy_pb: PocketBaseServer) -> dict[str, str]:
             assert resp.status_code == 200, resp.text
             out[name] = resp.json()["token"]
     return out
-
-
-def _metric(process: GatewayProcess, name: str) -> float:
-    text = httpx.get(f"{process.url}/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 # --------------------------------------------------------------------------- operations
@@ -216,11 +211,11 @@ def test_streams_refuse_what_could_carry_hidden_fields(
 
 
 def test_a_collection_with_cache_disabled_never_hits(policy_gw: GatewayProcess, client: httpx.Client) -> None:
-    hits = _metric(policy_gw, "hapta_cache_hits_total")
+    hits = metric(policy_gw, "hapta_cache_hits_total")
     before = policy_gw.upstream_calls()
     for _ in range(3):
         assert client.get(LIKES).status_code == 200
-    assert _metric(policy_gw, "hapta_cache_hits_total") == hits
+    assert metric(policy_gw, "hapta_cache_hits_total") == hits
     assert policy_gw.upstream_calls() == before + 3
 
 
@@ -253,7 +248,7 @@ def test_cache_off_at_run_time_wins(policy_pb: PocketBaseServer, policy_gw: Gate
         for _ in range(2):
             assert httpx.get(f"{off.url}{POSTS}", timeout=10).status_code == 200
         assert off.upstream_calls() == 2
-        assert _metric(off, "hapta_cache_hits_total") == 0
+        assert metric(off, "hapta_cache_hits_total") == 0
     finally:
         off.stop()
 
@@ -269,7 +264,7 @@ def test_yaml_cache_off_is_baked_in_and_hapta_cache_on_wins(
         try:
             for _ in range(2):
                 assert httpx.get(f"{process.url}{POSTS}", params={"perPage": 1}, timeout=10).status_code == 200
-            assert _metric(process, "hapta_cache_hits_total") == hits
+            assert metric(process, "hapta_cache_hits_total") == hits
             assert process.upstream_calls() == 2 - hits
         finally:
             process.stop()
@@ -310,11 +305,11 @@ def test_feed_is_served_from_the_cache_and_dropped_by_a_write(
     token = users["carol"]
     first = client.get("/feed", params={"perPage": 5}, headers=auth(token))
     assert first.status_code == 200
-    before, hits = policy_gw.upstream_calls(), _metric(policy_gw, "hapta_cache_hits_total")
+    before, hits = policy_gw.upstream_calls(), metric(policy_gw, "hapta_cache_hits_total")
     again = client.get("/feed", params={"perPage": 5}, headers=auth(token))
     assert again.content == first.content
     assert policy_gw.upstream_calls() == before
-    assert _metric(policy_gw, "hapta_cache_hits_total") == hits + 1
+    assert metric(policy_gw, "hapta_cache_hits_total") == hits + 1
     # another caller's feed is not this one
     assert client.get("/feed", params={"perPage": 5}, headers=auth(users["dave"])).json()["items"] == []
     liked = client.post(LIKES, json={"post": "pst000000000004", "user": USER_IDS["carol"]}, headers=auth(token))

@@ -1,6 +1,7 @@
-"""Realtime through the gateway: ``GET /api/realtime`` streams PocketBase's events, one upstream
-connection per client; ``POST /api/realtime`` is checked, then forwarded with the caller's own
-token and client IP, so PocketBase decides what each client receives.
+"""Realtime through the gateway, which answers PocketBase's protocol itself: ``GET /api/realtime``
+streams the events (public topics from one shared upstream subscription, other topics from the
+client's own upstream stream, made with its token and client IP, so PocketBase decides what it
+receives); ``POST /api/realtime`` is checked, then answered as PocketBase answers it.
 
 Waiting is done against deadlines on what the stream delivers, never with sleeps. A negative
 ("this client got nothing") is read after a later public event has reached the same client.
@@ -25,6 +26,7 @@ from gateway_support import (
     EventStream,
     GatewayProcess,
     auth,
+    metric,
     same,
     wait_until,
 )
@@ -205,20 +207,26 @@ def test_subscriptions_carry_the_callers_token_only(
 
 
 def test_disconnect_releases_the_upstream_connection(
-    gateway: GatewayProcess, pb: httpx.Client
+    gateway: GatewayProcess, gw: httpx.Client, tokens: dict[str, str]
 ) -> None:
+    """A client with an owner-only topic has an upstream stream of its own; leaving frees it
+    (and the client id is PocketBase's 404 afterwards)."""
     before = gateway.sse_clients()
+    upstream_before = metric(gateway, "hapta_upstream_streams")
     opened = EventStream(gateway.url)
     try:
         assert gateway.sse_clients() == before + 1
         client_id = opened.client_id
+        assert subscribe(gw, opened, ["attachments/*"], tokens["bob"]).status_code == 204
+        assert metric(gateway, "hapta_upstream_streams") == upstream_before + 1
     finally:
         opened.close()
     wait_until(lambda: gateway.sse_clients() == before, what="hapta_sse_clients back to its value")
-    # PocketBase dropped the client: its connection was closed, not left open
+    wait_until(lambda: metric(gateway, "hapta_upstream_streams") == upstream_before,
+               what="the client's own upstream stream closed")
     gone = {"clientId": client_id, "subscriptions": ["posts/*"]}
-    wait_until(lambda: pb.post("/api/realtime", json=gone).status_code == 404,
-               what="PocketBase forgetting the client")
+    resp = gw.post("/api/realtime", json=gone)
+    assert (resp.status_code, resp.json()["message"]) == (404, "Missing or invalid client id.")
 
 
 def test_streams_use_no_pooled_connection_and_end_on_shutdown(

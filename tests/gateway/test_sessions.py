@@ -16,7 +16,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_support import PASSWORDS, USER_IDS, EventStream, GatewayProcess, auth, wait_until
+from gateway_support import (
+    PASSWORDS,
+    USER_IDS,
+    EventStream,
+    GatewayProcess,
+    auth,
+    metric,
+    wait_until,
+)
 from session_support import (
     TokenScanner,
     is_session_key,
@@ -58,7 +66,8 @@ def valkey() -> Iterator[str]:
 
 
 def _shared_env(url: str) -> dict[str, str]:
-    return {"HAPTA_SESSIONS": "rolling", "HAPTA_SESSION_GRACE": "0.5", "HAPTA_REDIS_URL": url}
+    return {"HAPTA_SESSIONS": "rolling", "HAPTA_SESSION_GRACE": "0.5", "HAPTA_REDIS_URL": url,
+            "HAPTA_SSE_SESSION_CHECK": "0.5"}
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +94,6 @@ def _key(client: httpx.Client, name: str, base: str = "") -> str:
 
 def _me(name: str) -> str:
     return f"{USERS}/records/{USER_IDS[name]}"
-
-
-def _metric(url: str, name: str) -> float:
-    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
 
 
 def test_login_answers_a_key_and_the_key_acts_as_the_user(rgw: httpx.Client, pb: httpx.Client) -> None:
@@ -150,7 +152,7 @@ def test_the_key_changes_on_every_refresh(rgw: httpx.Client) -> None:
 def test_logout_revokes_the_family(rolling: GatewayProcess, rgw: httpx.Client) -> None:
     first = _key(rgw, "carol")
     second = rgw.post(f"{USERS}/auth-refresh", headers=auth(first)).json()["token"]
-    active = _metric(rolling.url, "hapta_sessions_active")
+    active = metric(rolling.url, "hapta_sessions_active")
     assert active >= 1
     assert rgw.post(LOGOUT).status_code == 401  # nothing to log out
     done = rgw.post(LOGOUT, headers=auth(first))  # any key of the family will do
@@ -159,7 +161,7 @@ def test_logout_revokes_the_family(rolling: GatewayProcess, rgw: httpx.Client) -
         assert rgw.get(_me("carol"), headers=auth(key)).json() == INVALID
         assert rgw.post(f"{USERS}/auth-refresh", headers=auth(key)).json() == INVALID
     assert rgw.post(LOGOUT, headers=auth(second)).status_code == 401
-    assert _metric(rolling.url, "hapta_sessions_active") == active - 1
+    assert metric(rolling.url, "hapta_sessions_active") == active - 1
     # another login of the same user is another family, untouched
     other = _key(rgw, "carol")
     assert rgw.get(_me("carol"), headers=auth(other)).status_code == 200
@@ -195,6 +197,52 @@ def test_batch_file_tokens_and_realtime_take_the_key(
         assert rgw.post("/api/realtime", json=body, headers=bob).status_code == 204
 
 
+def _post_event(stream: EventStream, post: str) -> None:
+    """Wait for ``posts/*``'s create event of ``post`` on ``stream``."""
+    deadline = time.monotonic() + 10
+    while True:
+        event = stream.next_event(timeout=max(0.01, deadline - time.monotonic()))
+        if event.get("event") == "posts/*" and f'"id":"{post}"' in event.get("data", ""):
+            return
+
+
+def test_logout_ends_the_realtime_streams_of_the_family(
+    rolling: GatewayProcess, rgw: httpx.Client, pb: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """A stream whose subscriptions were made with a key ends when the key's family is revoked
+    (here by a logout with a later key of the family); other clients' streams go on."""
+    first = _key(rgw, "bob")
+    second = rgw.post(f"{USERS}/auth-refresh", headers=auth(first)).json()["token"]
+    carol = _key(rgw, "carol")
+    streams_before = metric(rolling.url, "hapta_upstream_streams")
+    with EventStream(rolling.url) as bobs, EventStream(rolling.url) as carols, EventStream(rolling.url) as guest:
+        for stream, key in ((bobs, first), (carols, carol), (guest, None)):
+            body = {"clientId": stream.client_id, "subscriptions": ["posts/*", "attachments/*"]}
+            assert rgw.post("/api/realtime", json=body, headers=auth(key)).status_code == 204
+        assert metric(rolling.url, "hapta_upstream_streams") > streams_before  # their own streams
+        assert rgw.post(LOGOUT, headers=auth(second)).status_code == 204
+        assert bobs.ended.wait(10), "bob's stream outlived his logout"
+        post = pb.post("/api/collections/posts/records", headers=auth(tokens["superuser"]),
+                       json={"title": "after the logout", "status": "draft", "author": USER_IDS["alice"]}).json()["id"]
+        _post_event(carols, post)
+        _post_event(guest, post)
+        assert not carols.ended.is_set() and not guest.ended.is_set()
+    assert pb.delete(f"/api/collections/posts/records/{post}", headers=auth(tokens["superuser"])).status_code == 204
+    wait_until(lambda: metric(rolling.url, "hapta_upstream_streams") == streams_before,
+               what="every client's own upstream stream closed")
+
+
+def test_a_revocation_on_another_node_ends_the_stream(nodes: tuple[GatewayProcess, GatewayProcess]) -> None:
+    a, b = nodes
+    with httpx.Client(timeout=30) as client:
+        key = _key(client, "alice", a.url)
+        with EventStream(a.url) as stream:
+            body = {"clientId": stream.client_id, "subscriptions": ["attachments/*"]}
+            assert client.post(f"{a.url}/api/realtime", json=body, headers=auth(key)).status_code == 204
+            assert client.post(f"{b.url}{LOGOUT}", headers=auth(key)).status_code == 204
+            assert stream.ended.wait(10), "the stream outlived a logout made on another node"
+
+
 def test_a_rotated_key_after_the_grace_window_revokes_the_family(
     nodes: tuple[GatewayProcess, GatewayProcess], scanner: TokenScanner
 ) -> None:
@@ -203,7 +251,7 @@ def test_a_rotated_key_after_the_grace_window_revokes_the_family(
         old = _key(client, "alice", a.url)
         new = client.post(f"{b.url}{USERS}/auth-refresh", headers=auth(old)).json()["token"]
         assert is_session_key(new) and new != old
-        reused = _metric(b.url, "hapta_session_reuse_detected_total") + _metric(
+        reused = metric(b.url, "hapta_session_reuse_detected_total") + metric(
             a.url, "hapta_session_reuse_detected_total")
         # the rotated key works for the grace window, then is refused (polled, not timed)
         wait_until(lambda: client.get(f"{a.url}{_me('alice')}", headers=auth(old)).status_code == 401,
@@ -212,7 +260,7 @@ def test_a_rotated_key_after_the_grace_window_revokes_the_family(
         for node in (a, b):
             assert client.get(f"{node.url}{_me('alice')}", headers=auth(new)).json() == INVALID
             assert client.post(f"{node.url}{USERS}/auth-refresh", headers=auth(new)).json() == INVALID
-        assert _metric(a.url, "hapta_session_reuse_detected_total") + _metric(
+        assert metric(a.url, "hapta_session_reuse_detected_total") + metric(
             b.url, "hapta_session_reuse_detected_total") == reused + 1
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import secrets
 import socket
 import threading
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_support import USER_IDS, GatewayProcess, auth, wait_until
+from gateway_support import USER_IDS, GatewayProcess, auth, metric, wait_until
 from sse_support import SseReader
 
 from hapta_gen.dev.pbserver import PocketBaseServer, free_port
@@ -69,12 +68,6 @@ def create_post(client: httpx.Client, token: str, author: str, title: str, body:
     return record
 
 
-def metric(gateway: GatewayProcess, name: str, endpoint: str) -> float:
-    text = httpx.get(f"{gateway.url}/metrics", timeout=5).text
-    found = re.search(rf'^{name}\{{endpoint="{endpoint}"\}} ([0-9.e+-]+)$', text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
 def models() -> Any:
     import sys
 
@@ -113,7 +106,7 @@ def test_typed_events_parse_with_the_generated_models(
             block, data = stream.record_event(post["id"])
             assert block["event"] == "delete" and data["action"] == "delete"
             posts_record.model_validate(data["record"])
-            assert metric(sse_gw, "hapta_sse_events_total", "sse") >= 4  # 3 on one stream, 1 (at least) on the other
+            assert metric(sse_gw, "hapta_sse_events_total", endpoint="sse") >= 4  # 3 on one stream, 1 (at least) on the other
             # a heartbeat comment comes when nothing happens
             assert stream.next(lambda b: "comment" in b, timeout=HEARTBEAT * 20)["comment"] == "heartbeat"
 
@@ -225,7 +218,7 @@ def test_tickets_are_single_use_and_expire(
 def test_a_slow_client_is_dropped_and_the_others_keep_receiving(
     sse_gw: GatewayProcess, gwc: httpx.Client, tokens: dict[str, str]
 ) -> None:
-    dropped = metric(sse_gw, "hapta_sse_dropped_total", "sse")
+    dropped = metric(sse_gw, "hapta_sse_dropped_total", endpoint="sse")
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.connect(("127.0.0.1", sse_gw.port))
@@ -238,9 +231,9 @@ def test_a_slow_client_is_dropped_and_the_others_keep_receiving(
             for i in range(150):
                 created.append(create_post(gwc, tokens["alice"], "alice", f"flood {i}", body))
                 good.record_event(created[-1]["id"])  # every one arrives
-                if metric(sse_gw, "hapta_sse_dropped_total", "sse") > dropped:
+                if metric(sse_gw, "hapta_sse_dropped_total", endpoint="sse") > dropped:
                     break
-            wait_until(lambda: metric(sse_gw, "hapta_sse_dropped_total", "sse") > dropped,
+            wait_until(lambda: metric(sse_gw, "hapta_sse_dropped_total", endpoint="sse") > dropped,
                        what="the slow client dropped")
             last = create_post(gwc, tokens["alice"], "alice", "after the drop")
             created.append(last)
@@ -256,10 +249,10 @@ def test_disconnects_free_the_clients_and_then_the_upstream(
 ) -> None:
     with SseReader(f"{sse_gw.url}/sse/comments") as stream:
         opened(stream)
-        assert metric(sse_gw, "hapta_sse_clients", "sse") >= 1
-        assert metric(sse_gw, "hapta_upstream_streams", "sse") >= 1
-    wait_until(lambda: metric(sse_gw, "hapta_sse_clients", "sse") == 0, what="the client gone")
-    wait_until(lambda: metric(sse_gw, "hapta_upstream_streams", "sse") == 0, timeout=20,
+        assert metric(sse_gw, "hapta_sse_clients", endpoint="sse") >= 1
+        assert metric(sse_gw, "hapta_upstream_streams", endpoint="sse") >= 1
+    wait_until(lambda: metric(sse_gw, "hapta_sse_clients", endpoint="sse") == 0, what="the client gone")
+    wait_until(lambda: metric(sse_gw, "hapta_upstream_streams", endpoint="sse") == 0, timeout=20,
                what="the upstream streams closed after the resume window")
 
 

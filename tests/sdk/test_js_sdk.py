@@ -14,6 +14,7 @@ target ``gateway-rolling``), and once more with ``--sessions=rolling``: the SDK 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sdk_support import CRUD_STEPS, REALTIME_STEPS, Target
 
 from bench.servers import GatewayProcess
 from hapta_gen.dev.pbserver import PocketBaseServer, free_port
+from hapta_gen.dev.seed import postly_seed
 
 
 @pytest.fixture
@@ -95,3 +97,30 @@ def test_js_session_reports_the_failing_step(node: str, js_sdk_dir: Path) -> Non
     assert done.stderr.startswith("FAIL signup: no HTTP answer")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["ok"] is False and summary["failedStep"] == "signup"
+
+
+def test_js_sdk_realtime_mixes_public_and_owner_only_topics(target: Target, node: str, js_sdk_dir: Path) -> None:
+    """Three SDK clients at once (``realtime_mix.mjs``): public ``posts/*`` events reach the
+    guest and a signed-in user; owner-only ``attachments/*`` events reach their owner only;
+    alice, mixing both on one client, gets both. Through the gateway the public topic is
+    served from its shared stream and the owner-only one from each client's own; PocketBase
+    itself is the control."""
+    users = {u["email"].split("@")[0]: u["password"] for u in postly_seed()["users"]}
+    done = subprocess.run(
+        [node, str(js_sdk_dir / "realtime_mix.mjs"), target.url],
+        cwd=js_sdk_dir, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PB_USERS": json.dumps(users)},
+    )
+    assert done.returncode == 0, f"{target.name}: {done.stderr.strip()}\n{done.stdout.strip()}"
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    ids, received = summary["ids"], summary["received"]
+    creates = {name: {(e["topic"], e["id"]) for e in events if e["action"] == "create"}
+               for name, events in received.items()}
+    assert ("attachments/*", ids["alice"]) in creates["alice"]
+    assert ("posts/*", ids["post"]) in creates["alice"]
+    assert ("posts/*", ids["post"]) in creates["guest"]
+    assert ("attachments/*", ids["bob"]) in creates["bob"]
+    # nobody received an attachment that is not theirs (read after each one's marker)
+    assert not [e for e in received["guest"] if e["topic"] == "attachments/*"]
+    assert [e["id"] for e in received["bob"] if e["action"] == "create"] == [ids["bob"]]
+    assert ("attachments/*", ids["bob"]) not in creates["alice"]

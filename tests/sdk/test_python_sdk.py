@@ -207,3 +207,38 @@ def test_python_sdk_realtime(target: Target, pb_client: PocketBase) -> None:
     assert posts.delete(live.id) is True
 
     log_out(pb, target, user)
+
+
+def test_python_sdk_realtime_mixes_public_and_owner_only_topics(target: Target, pb_client: PocketBase) -> None:
+    """One SDK client on a public topic (``posts``: the gateway's shared stream) and an
+    owner-only one (``attachments``: the client's own upstream stream) receives both."""
+    pb = pb_client
+    user, _, suffix = sign_up_and_log_in(pb, target)
+    got: dict[str, list[tuple[str, str]]] = {"posts": [], "attachments": []}
+    both = threading.Event()
+
+    def listener(name: str) -> Any:
+        def receive(message: Any) -> None:
+            got[name].append((message.action, message.record.id))
+            if got["posts"] and got["attachments"]:
+                both.set()
+        return receive
+
+    watch = RealtimeWatch(pb)
+    pb.collection("posts").subscribe(listener("posts"))
+    assert watch.submitted.wait(REALTIME_WAIT), f"subscription not registered: {watch.answers}"
+    watch.submitted.clear()
+    pb.collection("attachments").subscribe(listener("attachments"))
+    assert watch.submitted.wait(REALTIME_WAIT), f"subscription not registered: {watch.answers}"
+    attachment = pb.collection("attachments").create(
+        {"title": f"mine {suffix}", "owner": user.id,
+         "file": FileUpload(("note.txt", b"for me", "text/plain"))}
+    )
+    post = pb.collection("posts").create({"title": f"mixed {suffix}", "status": "draft", "author": user.id})
+    assert both.wait(REALTIME_WAIT), f"not both topics' events: {got}"
+    assert ("create", post.id) in got["posts"]
+    assert ("create", attachment.id) in got["attachments"]
+    pb.realtime.unsubscribe()
+    assert pb.collection("attachments").delete(attachment.id) is True
+    assert pb.collection("posts").delete(post.id) is True
+    log_out(pb, target, user)

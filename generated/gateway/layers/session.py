@@ -13,7 +13,9 @@ PocketBase then answers as for no token).
 On the way out, the answer of a successful auth call (password, OTP, OAuth2, impersonate) starts a
 session family and carries a new key in place of ``token``; a successful ``auth-refresh`` rotates
 the caller's family to a new key; ``POST /api/files/token`` answers a file key. ``POST
-/api/hapta/logout`` revokes the caller's family (204).
+/api/hapta/logout`` revokes the caller's family (204). Realtime streams whose subscriptions were
+made with a key of a revoked family are ended (``fanout.Hub.watch_sessions``): the session
+layer leaves the caller's key hash in ``RequestState.session`` for the realtime hub.
 """
 
 from __future__ import annotations
@@ -74,11 +76,20 @@ Issuer = Callable[[str], Awaitable[str | None]]
 
 
 class Sessions:
-    def __init__(self, app: ASGIApp, store: SessionStore, metrics: Metrics, grace: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: SessionStore,
+        metrics: Metrics,
+        grace: float,
+        on_revoke: Callable[[], None] = lambda: None,
+    ) -> None:
         self.app = app
         self.store = store
         self.metrics = metrics
         self.grace = grace
+        #: Called when this process revoked a family (the realtime hub ends its streams).
+        self.on_revoke = on_revoke
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         st: RequestState = scope[STATE]
@@ -89,7 +100,7 @@ class Sessions:
             if route is LOGOUT and scope["method"] == "POST":
                 await self._logout(scope, send)
                 return
-            key = await self._swap_authorization(scope, name)
+            key = st.session = await self._swap_authorization(scope, name)
             if name == "files.download" and scope["query_string"]:
                 await self._swap_file_token(scope)
             issue = self._issuer(name, key) if name in _ISSUING else None
@@ -131,6 +142,7 @@ class Sessions:
         found = await self.store.resolve(hashed, time.time(), self.grace)
         if found.outcome == REUSED:
             self.metrics.session_reuse.inc()
+            self.on_revoke()
         return found.token or None
 
     async def _swap_file_token(self, scope: Scope) -> None:
@@ -194,6 +206,7 @@ class Sessions:
         if active is None:
             raise ApiError(401, INVALID_TOKEN)
         self.metrics.sessions_active.set(active)
+        self.on_revoke()
         await respond(scope, send, 204, [], b"")
 
 

@@ -155,7 +155,7 @@ class SseStreams:
 
     async def _pump(self, sub: Subscriber, writer: _Writer, receive: Receive, send: Send) -> None:
         """Send the stream until the client leaves, falls behind, or the feed closes."""
-        events = self.metrics.sse_events.labels(sub.endpoint)
+        events = self.metrics.sse_events_by.labels(sub.endpoint)
 
         async def out(data: bytes) -> None:
             async with asyncio.timeout(self.send_timeout):
@@ -199,7 +199,7 @@ class SseStreams:
             and not pumped.cancelled()
             and isinstance(pumped.exception(), TimeoutError)
         ):
-            self.metrics.sse_dropped.labels(sub.endpoint).inc()  # would not take its events
+            self.metrics.sse_dropped_by.labels(sub.endpoint).inc()  # would not take its events
         # Returning without the last body message makes the server close the connection.
 
 

@@ -39,6 +39,7 @@ class RequestState:
         "client",
         "responding",
         "route",
+        "session",
         "size",
         "started",
         "status",
@@ -64,6 +65,8 @@ class RequestState:
         #: Set by the rate limits on a batch: counts its record operations (``validate`` calls
         #: it once the body is read), raising a 429 ``ApiError`` when one is over its limit.
         self.charge: Charge | None = None
+        #: The hash of the caller's session key, when the session layer resolved one.
+        self.session: str | None = None
 
     @property
     def route_name(self) -> str:

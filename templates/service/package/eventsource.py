@@ -8,19 +8,23 @@ PocketBase's payload)``. It ends when the upstream stream ends (the caller recon
 raises ``EventSourceError`` when the subscription cannot be made. Closing the iterator
 (``aclose``) frees everything it holds.
 
-``upstream_events`` subscribes with the caller's own credential on a stream connection of its
-own, so PocketBase alone decides which events arrive: correct by construction. A shared
-per-node hub for public topics can implement the same interface.
+``hub_source`` takes the events from the process's realtime hub (``fanout``): a public topic
+is served from the hub's one shared upstream subscription, any other on an upstream stream made
+with the caller's own credential, so PocketBase alone decides which events arrive, exactly as
+on ``/api/realtime`` (the same rule decides what is shared there and here).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Callable
 
 import orjson
 
-from .upstream import Response, Upstream, UpstreamError
+from .errors import ApiError
+from .fanout import GAP, Hub
+from .feed import Refused
+from .pbstream import StreamDown
+from .upstream import UpstreamError
 
 #: The first item of every source: the subscription is live.
 READY = ""
@@ -42,93 +46,43 @@ class EventSourceError(Exception):
         self.status = status
 
 
-def upstream_source(upstream: Upstream) -> EventSource:
-    """The ``EventSource`` on ``upstream``: one PocketBase realtime stream per opening."""
+def hub_source(hub: Hub) -> EventSource:
+    """The ``EventSource`` on the realtime ``hub``."""
 
     def open_source(
         topic: str, authorization: bytes | None, client_ip: str
     ) -> AsyncGenerator[tuple[str, bytes], None]:
-        return upstream_events(upstream, topic, authorization, client_ip)
+        return hub_events(hub, topic, authorization, client_ip)
 
     return open_source
 
 
-async def upstream_events(
-    upstream: Upstream, topic: str, authorization: bytes | None, client_ip: str
+async def hub_events(
+    hub: Hub, topic: str, authorization: bytes | None, client_ip: str
 ) -> AsyncGenerator[tuple[str, bytes], None]:
-    """Subscribe ``topic`` on PocketBase's realtime as the caller (``authorization``, and the
-    client IP forwarded on both the stream and the subscription, as PocketBase requires)."""
-    forwarded = [(b"x-forwarded-for", client_ip.encode()), (b"x-real-ip", client_ip.encode())]
-    if upstream.streams_closed:
+    """``topic``'s events from ``hub`` as the caller (``authorization``: PocketBase's token;
+    ``client_ip`` forwarded). Ends after an upstream gap (events may have been missed: the
+    caller opens a new source and tells its clients to re-read)."""
+    if hub.closed:
         raise Stopping("the gateway is stopping")
     try:
-        stream = await upstream.stream(
-            "GET", b"/api/realtime", [(b"accept", b"text/event-stream"), *forwarded]
-        )
-    except UpstreamError as exc:
-        raise EventSourceError(f"cannot open PocketBase's realtime: {exc}") from None
+        sub = await hub.subscribe(topic, authorization, client_ip)
+    except Refused as exc:
+        raise EventSourceError(str(exc), exc.status) from None
+    except (StreamDown, UpstreamError) as exc:
+        raise EventSourceError(f"cannot subscribe: {exc}") from None
+    except ApiError:
+        raise Stopping("the gateway is stopping") from None
     try:
-        if stream.status != 200:
-            raise EventSourceError(f"realtime answered HTTP {stream.status}", stream.status)
-        blocks = _blocks(stream)
-        client_id = await asyncio.wait_for(_connected(blocks), upstream.read_timeout)
-        headers = [(b"content-type", b"application/json"), *forwarded]
-        if authorization:
-            headers.append((b"authorization", authorization))
-        body = orjson.dumps({"clientId": client_id, "subscriptions": [topic]})
-        try:
-            response = await upstream.request("POST", b"/api/realtime", headers, body)
-            await response.read()
-        except UpstreamError as exc:
-            raise EventSourceError(f"cannot subscribe: {exc}") from None
-        if response.status != 204:
-            raise EventSourceError(
-                f"subscription refused (HTTP {response.status})", response.status
-            )
         yield READY, b""
-        async for name, data in blocks:
-            if name:
-                action = _action(data)
-                if action:
-                    yield action, data
+        async for name, data in sub:
+            if name == GAP:
+                return
+            action = _action(data)
+            if action:
+                yield action, data
     finally:
-        stream.close()
-
-
-async def _connected(blocks: AsyncGenerator[tuple[str, bytes], None]) -> str:
-    async for name, data in blocks:
-        if name == "PB_CONNECT":
-            try:
-                return str(orjson.loads(data)["clientId"])
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                break
-    raise EventSourceError("the stream ended before PB_CONNECT")
-
-
-async def _blocks(stream: Response) -> AsyncGenerator[tuple[str, bytes], None]:
-    """``(event, data)`` per server-sent event; ends quietly when the stream does."""
-    buffer = b""
-    try:
-        async for chunk in stream.iter_body():
-            buffer += chunk.replace(b"\r\n", b"\n")
-            while (end := buffer.find(b"\n\n")) >= 0:
-                block, buffer = buffer[:end], buffer[end + 2 :]
-                yield _parse(block)
-    except UpstreamError:
-        return
-
-
-def _parse(block: bytes) -> tuple[str, bytes]:
-    event = ""
-    data: list[bytes] = []
-    for line in block.split(b"\n"):
-        field, _, value = line.partition(b":")
-        value = value.removeprefix(b" ")
-        if field == b"event":
-            event = value.decode("utf-8", "replace")
-        elif field == b"data":
-            data.append(value)
-    return event, b"\n".join(data)
+        sub.close()
 
 
 def _action(data: bytes) -> str:

@@ -1,18 +1,20 @@
-"""Realtime, ``/api/realtime``: PocketBase's server-sent events through the gateway.
+"""Realtime, ``/api/realtime``: PocketBase's realtime protocol, answered by the gateway.
 
-``GET`` opens a connection of its own to PocketBase for each client (never a pooled one: a
-stream lives up to PocketBase's 30 minutes) and relays the events unbuffered as they arrive.
-When the client goes away the upstream connection is closed; when PocketBase ends the stream,
-so does the client's (the SDKs reconnect). Each client has its own stream, so PocketBase alone
-decides which events it receives, exactly as without the gateway.
+``GET`` opens a stream the gateway writes itself (``serve``): PocketBase's headers, a
+``PB_CONNECT`` with a client id of the gateway's, then the events of the client's
+subscriptions, in PocketBase's format byte for byte (``id:<clientId>``, ``event:<topic>``,
+``data:<PocketBase's JSON>``), plus heartbeat comment lines. Which upstream stream serves which
+topic is ``fanout``'s business: one shared subscription per process for public topics, the
+client's own upstream stream (its credential, its IP) for the rest.
 
-``POST`` (the subscriptions) is checked here first: ``clientId`` and the topic limits as
-PocketBase checks them, and every topic's collection must be one the gateway exposes (with
-``expand`` and ``filter`` inside ``?options=`` checked as on the list path; a collection whose
-``hapta.yaml`` policy leaves out ``realtime`` or hides fields is refused, since events are
-relayed as PocketBase sends them). It is then
-forwarded unchanged like any request: the caller's own ``Authorization``, and the same
-forwarded client IP as the stream.
+``POST`` (the subscriptions) is checked first (``check_subscribe``): ``clientId`` and the topic
+limits as PocketBase checks them, and every topic's collection must be one the gateway exposes
+(with ``expand`` and ``filter`` inside ``?options=`` checked as on the list path; a collection
+whose ``hapta.yaml`` policy leaves out ``realtime`` or hides fields is refused, since events are
+relayed as PocketBase sends them). It is then answered as PocketBase answers it
+(``subscribe``): 404 for an unknown client id, 400 from another IP than the stream's, 403 when
+the caller is not who the client's earlier subscriptions were made as (a guest may sign in
+once), else the topics replace the client's and 204.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 from .asgi import Headers, Receive, Send
 from .catalog import BY_NAME
-from .errors import BAD_REQUEST, NOT_ALLOWED, ApiError, field_error, invalid
+from .errors import BAD_REQUEST, NOT_ALLOWED, UPSTREAM_DOWN, ApiError, field_error, invalid
+from .fanout import Client, Hub
+from .feed import Refused
 from .gorequest import (
     FORM,
     JSON,
@@ -37,7 +41,11 @@ from .gorequest import (
     query_pairs,
     strict_json,
 )
-from .upstream import Response, UpstreamError
+from .offload import run_checked
+from .pbstream import StreamDown
+from .relay import TOKEN_LENGTH, RelayUnavailable
+from .sessions import bare_key, token_claims
+from .upstream import UpstreamError
 from .validation import check_expand, check_filter, expanded
 
 #: PocketBase's limits (``apis/realtime.go``).
@@ -46,6 +54,15 @@ MAX_TOPICS = 1000
 MAX_TOPIC = 2500
 _FORM_KEYS = ("clientId", "subscriptions")
 _OPTION_KEYS = ("query", "headers")
+MISSING_CLIENT = "Missing or invalid client id."
+INVALID_CLIENT = "Invalid realtime client."
+AUTH_MISMATCH = "The current and the previous request authorization don't match."
+_STREAM_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+    (b"vary", b"Origin"),
+]
 
 
 # ----------------------------------------------------------------------------- POST
@@ -186,29 +203,125 @@ def _options(query: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- GET
 
 
-async def relay(response: Response, headers: Headers, receive: Receive, send: Send) -> int:
-    """Send PocketBase's stream to the client as it arrives; returns the bytes sent.
+async def serve(hub: Hub, client: Client, origin: bool, receive: Receive, send: Send) -> int:
+    """Write ``client``'s stream until it ends; returns the bytes sent.
 
-    The client leaving closes the upstream connection; PocketBase (or the gateway's shutdown)
-    closing it ends the client's response cleanly.
+    PocketBase's headers and its ``PB_CONNECT`` first; then the client's events as they come,
+    and heartbeats (``Hub``). The client leaving, a shutdown or a revoked session end it
+    (cleanly: the SDKs reconnect); a client whose buffer fills, or whose write waits past the
+    send timeout, is dropped: the write is cancelled and the response left unfinished, so the
+    server closes the connection.
     """
+    loop = asyncio.get_running_loop()
+    client.task = asyncio.current_task()
     watcher = asyncio.ensure_future(_disconnected(receive))
-    watcher.add_done_callback(lambda _: response.close())
+    watcher.add_done_callback(lambda _: hub.leave(client))
     size = 0
     try:
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        try:
-            async for chunk in response.iter_body():
-                size += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except UpstreamError:
-            pass  # the client left, PocketBase ended the stream, or the gateway is stopping
+        await send({"type": "http.response.start", "status": 200, "headers": _headers(origin)})
+        while (data := await client.take()) is not None:
+            client.sending = loop.time()
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            client.last_sent = loop.time()
+            client.sending = 0.0
+            size += len(data)
         await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if not client.dropped:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
     finally:
         watcher.cancel()
+        hub.leave(client)
     return size
+
+
+def _headers(origin: bool) -> Headers:
+    headers = [*_STREAM_HEADERS]
+    if origin:
+        headers.append((b"access-control-allow-origin", b"*"))
+    return headers
 
 
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+# ----------------------------------------------------------------------------- POST, answered
+
+
+async def subscribe(
+    hub: Hub,
+    raw: bytes,
+    content_type: bytes,
+    query: bytes,
+    authorization: bytes | None,
+    client_ip: str,
+    session: str | None,
+) -> tuple[int, Headers, bytes]:
+    """Answer ``POST /api/realtime`` as PocketBase does (the body was checked already):
+    ``(status, headers, body)``. A client of another worker on this host is answered by that
+    worker (``relay``)."""
+    client_id, topics = await run_checked(_form, raw, content_type, query, size=len(raw))
+    request: dict[str, Any] = {
+        "clientId": client_id,
+        "topics": topics,
+        "authorization": authorization.decode("latin-1") if authorization else None,
+        "ip": client_ip,
+        "session": session,
+    }
+    token = client_id[:TOKEN_LENGTH]
+    if hub.find(client_id) is not None or token == hub.relay.token:
+        status, kind, body = await apply(hub, request)
+    else:
+        try:
+            status, kind, body = await hub.relay.forward(token, request)
+        except RelayUnavailable:
+            raise ApiError(404, MISSING_CLIENT) from None
+        except (OSError, ValueError, KeyError):
+            raise ApiError(502, UPSTREAM_DOWN) from None
+    return status, [(b"content-type", kind)] if kind else [], body
+
+
+async def apply(hub: Hub, request: dict[str, Any]) -> tuple[int, bytes, bytes]:
+    """Make a client of this process's subscriptions what ``request`` says, as PocketBase
+    does: 404 for an unknown client id, 400 from another IP than the stream's, 403 when the
+    caller is not who the earlier subscriptions were made as, else 204; PocketBase's refusal
+    of a private topic is passed on. ``(status, content type, body)``."""
+    given = request["authorization"]
+    authorization = given.encode("latin-1") if given else None
+    try:
+        client = hub.find(request["clientId"])
+        if client is None:
+            raise ApiError(404, MISSING_CLIENT)
+        if client.ip != request["ip"]:
+            raise ApiError(400, INVALID_CLIENT)
+        identity = _identity(authorization)
+        if client.identity and identity != client.identity:
+            raise ApiError(403, AUTH_MISMATCH)
+        try:
+            await hub.set_subscriptions(
+                client, request["topics"], authorization, client.ip, request["session"]
+            )
+        except Refused as exc:
+            kind = next((v for k, v in exc.headers if k == b"content-type"), b"")
+            return exc.status, kind, exc.body
+        except (UpstreamError, StreamDown):
+            raise ApiError(502, UPSTREAM_DOWN) from None
+    except ApiError as exc:
+        return exc.status, b"application/json", exc.body()
+    client.identity = identity
+    client.subscribed = True
+    return 204, b"", b""
+
+
+def _identity(authorization: bytes | None) -> str:
+    """Who a token says it is (``collectionId/id``; unverified: PocketBase verifies it on the
+    client's own stream, and a shared topic is the same for everyone)."""
+    if not authorization:
+        return ""
+    claims = token_claims(bare_key(authorization).decode("latin-1"))
+    return f"{claims.get('collectionId', '')}/{claims.get('id', '')}"

@@ -75,20 +75,26 @@ class Settings(BaseSettings):
     max_clients: int = Field(default=10_000, ge=1, alias="HAPTA_MAX_CLIENTS")
     max_streams: int = Field(default=1000, ge=1, alias="HAPTA_MAX_STREAMS")
     max_streams_per_ip: int = Field(default=20, ge=1, alias="HAPTA_MAX_STREAMS_PER_IP")
-    #: Typed SSE and Datastar streams (``/sse/...``, ``/datastar/...``; see ``ssefeed``): seconds
-    #: between heartbeat comment lines; events a client may have waiting before it is dropped as
-    #: too slow; events each feed keeps for ``Last-Event-ID`` resumes, and seconds a feed (its
-    #: upstream stream) stays open after its last client left, so that a reconnecting client
-    #: resumes; seconds between the fresh upstream subscriptions that replace a feed's (before
-    #: PocketBase's 5-minute idle and 30-minute caps end it); lifetime of a single-use stream
-    #: ticket (``POST /sse/ticket``); a directory of
-    #: record fragment templates (``<collection>.html``) that shadow the generated ones; the
-    #: example page ``/demo/live/<collection>`` on or off.
+    #: Streams (``/api/realtime``, ``/sse/...``, ``/datastar/...``): seconds without an event
+    #: before a stream gets a heartbeat (a comment line); seconds between the fresh upstream
+    #: subscriptions that replace one (before PocketBase's 5-minute idle and 30-minute caps end
+    #: it).
     sse_heartbeat: float = Field(default=15.0, gt=0, alias="HAPTA_SSE_HEARTBEAT")
+    sse_rotate: float = Field(default=240.0, gt=0, le=280, alias="HAPTA_SSE_ROTATE")
+    #: Realtime (``fanout``): bytes a client may leave unread before it is dropped, and how
+    #: often (seconds) streams made with a rolling session key are checked against revocations
+    #: made elsewhere.
+    sse_buffer: int = Field(default=256 * 1024, ge=1024, alias="HAPTA_SSE_BUFFER")
+    sse_session_check: float = Field(default=10.0, gt=0, alias="HAPTA_SSE_SESSION_CHECK")
+    #: Typed SSE and Datastar streams (``ssefeed``): events a client may have waiting before it
+    #: is dropped as too slow; events each feed keeps for ``Last-Event-ID`` resumes, and seconds
+    #: a feed (its upstream stream) stays open after its last client left, so that a
+    #: reconnecting client resumes; lifetime of a single-use stream ticket
+    #: (``POST /sse/ticket``); a directory of record fragment templates (``<collection>.html``)
+    #: that shadow the generated ones; the example page ``/demo/live/<collection>`` on or off.
     sse_client_buffer: int = Field(default=256, ge=1, alias="HAPTA_SSE_CLIENT_BUFFER")
     sse_resume_events: int = Field(default=1000, ge=0, alias="HAPTA_SSE_RESUME_EVENTS")
     sse_resume_window: float = Field(default=30.0, ge=0, alias="HAPTA_SSE_RESUME_WINDOW")
-    sse_rotate: float = Field(default=240.0, gt=0, le=280, alias="HAPTA_SSE_ROTATE")
     sse_ticket_ttl: float = Field(default=30.0, gt=0, le=3600, alias="HAPTA_SSE_TICKET_TTL")
     fragments_dir: Path | None = Field(default=None, alias="HAPTA_FRAGMENTS_DIR")
     demo_pages: bool = Field(default=False, alias="HAPTA_DEMO_PAGES")

@@ -1,7 +1,8 @@
 """Bounds on realtime streams (``GET /api/realtime``): in total, and per client IP.
 
-A stream costs two file handles for as long as it lives (the client's connection and its own
-upstream one), so unbounded streams let a few hundred guests exhaust the gateway's handles and
+A stream costs up to two file handles for as long as it lives (the client's connection, and its
+own upstream one while it holds a topic that cannot be shared, see ``fanout``), so unbounded
+streams let a few hundred guests exhaust the gateway's handles and
 every client fails. A slot is taken before any upstream connection is opened and given back when
 the stream ends; past a bound the stream is refused in PocketBase's envelope: 429 when this
 client IP (as resolved from trusted proxies) holds ``HAPTA_MAX_STREAMS_PER_IP`` already, 503

@@ -3,9 +3,9 @@
 The caller's ``Authorization`` goes to PocketBase unchanged (in rolling mode: the token the
 session layer put in place of the caller's key) and PocketBase's rules decide; no credential of
 the gateway's own is ever added here. Hop-by-hop headers are dropped both ways and
-the client address is the one forwarded. Realtime streams (``GET /api/realtime``) get an
-upstream connection of their own (``realtime.relay``), within ``HAPTA_MAX_STREAMS`` and
-``HAPTA_MAX_STREAMS_PER_IP``.
+the client address is the one forwarded. Realtime (``GET`` and ``POST /api/realtime``) is
+answered by the gateway itself (``realtime``, ``fanout``); its streams count against
+``HAPTA_MAX_STREAMS`` and ``HAPTA_MAX_STREAMS_PER_IP``.
 
 A slow reader never holds a pooled upstream connection: an answer is read whole before the client
 is sent a byte, in memory up to 64 KiB (the usual JSON, sent as one message), else at
@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from .. import logs
-from ..asgi import Headers, Message, Receive, RequestState, Scope, Send, state
+from ..asgi import Headers, Message, Receive, RequestState, Scope, Send, header, state
 from ..clientip import network_of
 from ..errors import BUSY, UPSTREAM_DOWN, UPSTREAM_TIMEOUT, ApiError
+from ..fanout import Hub
 from ..metrics import Metrics
-from ..realtime import relay
-from ..routing import REALTIME_CONNECT, Route
+from ..realtime import apply, serve, subscribe
+from ..routing import REALTIME_CONNECT, REALTIME_SUBSCRIBE, Route
 from ..streams import StreamSlots
 from ..upstream import Upstream, UpstreamBusy, UpstreamError, UpstreamTimeout
 
@@ -64,12 +66,18 @@ class SlowClient(Exception):
 
 class Forward:
     def __init__(
-        self, upstream: Upstream, metrics: Metrics, streams: StreamSlots, send_timeout: float
+        self,
+        upstream: Upstream,
+        metrics: Metrics,
+        streams: StreamSlots,
+        send_timeout: float,
+        realtime: Hub,
     ) -> None:
         self.upstream = upstream
         self.metrics = metrics
         self.streams = streams
         self.send_timeout = send_timeout
+        self.realtime = realtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         st = state(scope)
@@ -78,7 +86,9 @@ class Forward:
         up_started = time.perf_counter()
         try:
             if route is REALTIME_CONNECT and scope["method"] == "GET":
-                await self._stream(route, st, scope, receive, send)
+                await self._stream(st, scope, receive, send)
+            elif route is REALTIME_SUBSCRIBE and scope["method"] == "POST":
+                await self._subscribe(st, scope, send)
             else:
                 await self._forward(route, st, scope, send)
         finally:
@@ -135,33 +145,42 @@ class Forward:
         finally:
             response.close()
 
-    async def _stream(
-        self, route: Route, st: RequestState, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """A realtime stream on an upstream connection of its own (see ``realtime``), within
-        the bounds on streams per client IP and in total (``streams``)."""
+    async def _stream(self, st: RequestState, scope: Scope, receive: Receive, send: Send) -> None:
+        """A realtime stream (``realtime.serve``), within the bounds on streams per client IP
+        and in total (``streams``)."""
         with self.streams.slot(network_of(st.client)):
-            await self._relay(route, st, scope, receive, send)
-
-    async def _relay(
-        self, route: Route, st: RequestState, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        try:
-            response = await self.upstream.stream(
-                "GET", _target(scope), _upstream_headers(scope, st.client)
-            )
-        except UpstreamError as exc:
-            raise self._failed(route, exc) from None
-        self.metrics.upstream_call(route.name, response.status)
-        self.metrics.sse_clients.inc()
-        try:
-            headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
-            st.status = response.status
+            await self.realtime.relay.start(self._relayed)
+            client = self.realtime.connect(st.client)
+            st.status = 200
             st.responding = True
-            st.size = await relay(response, headers, receive, send)
-        finally:
-            response.close()
-            self.metrics.sse_clients.dec()
+            origin = header(scope, b"origin") is not None
+            st.size = await serve(self.realtime, client, origin, receive, send)
+
+    async def _relayed(self, request: dict[str, Any]) -> tuple[int, bytes, bytes]:
+        return await apply(self.realtime, request)
+
+    async def _subscribe(self, st: RequestState, scope: Scope, send: Send) -> None:
+        """``POST /api/realtime``, answered here (``realtime.subscribe``)."""
+        body = st.body
+        assert isinstance(body, bytes)
+        await self.realtime.relay.start(self._relayed)  # (answers from other nodes come to it)
+        status, headers, answer = await subscribe(
+            self.realtime,
+            body,
+            header(scope, b"content-type") or b"",
+            scope["query_string"],
+            header(scope, b"authorization"),
+            st.client,
+            st.session,
+        )
+        if header(scope, b"origin") is not None:
+            headers = [*headers, (b"access-control-allow-origin", b"*")]
+        headers.append((b"vary", b"Origin"))
+        st.status = status
+        st.size = len(answer)
+        st.responding = True
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
 
     async def _send(self, send: Send, message: Message) -> None:
         try:

@@ -1,0 +1,217 @@
+"""Subscriptions for a realtime client of another process on this host (``--workers N``).
+
+A client's stream lives in the worker that accepted its ``GET /api/realtime``, but its
+``POST /api/realtime`` may be accepted by any worker. Each process therefore listens on a Unix
+socket of its own, ``<tmp>/hapta-realtime-<uid>/<token>.sock`` (directory mode 0700), and
+starts the client ids it hands out with its ``token``; a worker given a client id it does not
+hold passes the subscription, as read, to the worker named by the id and answers what that
+worker answered. One JSON line each way per subscription; an id whose worker is gone is
+PocketBase's 404.
+
+Across nodes (``HAPTA_REDIS_URL``): each process also listens on the Valkey/Redis channel
+``hapta:rt:<token>``; a client id whose token has no socket on this host is published there
+with a request id, and the holder publishes its answer on the asking process's channel. No
+process listening (``PUBLISH`` reached no one) is the 404; no answer within ``ANSWER_TIMEOUT``
+seconds, a 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import string
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import logs
+
+TOKEN_LENGTH = 8
+#: Seconds a process waits for another node's answer (it may open an upstream stream first).
+ANSWER_TIMEOUT = 30.0
+_CHANNEL = "hapta:rt:"
+_ALPHABET = string.ascii_letters + string.digits
+#: Answers a subscription passed on: ``(status, content type, body)``.
+Handler = Callable[[dict[str, Any]], Awaitable[tuple[int, bytes, bytes]]]
+
+
+class RelayUnavailable(Exception):
+    """No process on this host holds that client id."""
+
+
+def socket_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"hapta-realtime-{os.getuid()}"
+
+
+class Relay:
+    """This process's socket (``start``) and the way to the others' (``forward``)."""
+
+    def __init__(self, directory: Path | None = None, redis_url: str | None = None) -> None:
+        self.token = "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN_LENGTH))
+        self.directory = directory or socket_dir()
+        self._redis_url = redis_url
+        self._redis: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._handler: Handler | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._lock = asyncio.Lock()
+
+    def path(self, token: str) -> Path:
+        return self.directory / f"{token}.sock"
+
+    async def start(self, handler: Handler) -> None:
+        """Listen (once; later calls return at once)."""
+        if self._server is not None:
+            return
+        async with self._lock:
+            if self._server is not None:
+                return
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(self.directory, 0o700)
+
+            async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                try:
+                    request = orjson.loads(await reader.readline())
+                    status, content_type, body = await handler(request)
+                    answer = {
+                        "status": status,
+                        "type": content_type.decode(),
+                        "body": body.decode(),
+                    }
+                    writer.write(orjson.dumps(answer) + b"\n")
+                    await writer.drain()
+                except Exception as exc:  # noqa: BLE001  (the asking worker answers a 502)
+                    msg = "realtime relay: a subscription passed on failed"
+                    logs.log.warning(msg, extra={"fields": {"msg": msg, "error": str(exc)}})
+                finally:
+                    writer.close()
+
+            path = self.path(self.token)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            self._handler = handler
+            if self._redis_url:
+                await self._listen()
+            self._server = await asyncio.start_unix_server(serve, path=str(path), limit=2**26)
+
+    # ------------------------------------------------------------------ across nodes
+
+    async def _listen(self) -> None:
+        """Subscribe to this process's channel (before any client id is handed out)."""
+        from redis import asyncio as aioredis  # loaded only with HAPTA_REDIS_URL
+
+        url = self._redis_url or ""
+        if url.startswith(("valkey://", "valkeys://")):
+            url = "redis" + url[len("valkey") :]
+        self._redis = aioredis.from_url(url)
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(_CHANNEL + self.token)
+        except Exception as exc:  # noqa: BLE001  (this host's workers still reach each other)
+            msg = "realtime relay: Valkey/Redis unreachable; subscriptions stay on this host"
+            logs.log.warning(msg, extra={"fields": {"msg": msg, "error": str(exc)}})
+            self._redis = None
+            return
+        self._listener = asyncio.get_running_loop().create_task(self._read(pubsub))
+
+    async def _read(self, pubsub: Any) -> None:
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                if message is None or message.get("type") != "message":
+                    continue
+                try:
+                    data = orjson.loads(message["data"])
+                except orjson.JSONDecodeError:
+                    continue
+                if "answer" in data:
+                    waiting = self._waiting.pop(str(data.get("id")), None)
+                    if waiting is not None and not waiting.done():
+                        waiting.set_result(data["answer"])
+                elif "request" in data:
+                    task = asyncio.get_running_loop().create_task(self._answer(data))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (logged; this host's workers still relay)
+            msg = "realtime relay: the Valkey/Redis subscription failed"
+            logs.log.warning(msg, extra={"fields": {"msg": msg, "error": str(exc)}})
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _answer(self, data: dict[str, Any]) -> None:
+        assert self._handler is not None
+        try:
+            status, content_type, body = await self._handler(data["request"])
+            answer = {"status": status, "type": content_type.decode(), "body": body.decode()}
+        except Exception:  # noqa: BLE001  (the asking process answers a 502)
+            answer = {"status": 502, "type": "", "body": ""}
+        reply = {"id": data.get("id"), "answer": answer}
+        with contextlib.suppress(Exception):
+            await self._redis.publish(_CHANNEL + str(data.get("from")), orjson.dumps(reply))
+
+    async def _publish(self, token: str, request: dict[str, Any]) -> tuple[int, bytes, bytes]:
+        request_id = secrets.token_hex(8)
+        waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = waiting
+        try:
+            message = {"id": request_id, "from": self.token, "request": request}
+            heard = await self._redis.publish(_CHANNEL + token, orjson.dumps(message))
+            if not heard:
+                raise RelayUnavailable(token)
+            answer = await asyncio.wait_for(waiting, ANSWER_TIMEOUT)
+        finally:
+            self._waiting.pop(request_id, None)
+        if answer["status"] == 502 and not answer["body"]:
+            raise ValueError("the other node could not answer")
+        return int(answer["status"]), answer["type"].encode(), answer["body"].encode()
+
+    async def forward(self, token: str, request: dict[str, Any]) -> tuple[int, bytes, bytes]:
+        """Pass ``request`` to the process named ``token``; raises ``RelayUnavailable`` when
+        there is none."""
+        path = self.path(token)
+        if len(token) != TOKEN_LENGTH or not token.isalnum():
+            raise RelayUnavailable(token)
+        if not path.exists():
+            if self._redis is None:
+                raise RelayUnavailable(token)
+            return await self._publish(token, request)
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path), limit=2**26)
+        except OSError:
+            raise RelayUnavailable(token) from None
+        try:
+            writer.write(orjson.dumps(request) + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+        finally:
+            writer.close()
+        if not line:
+            raise RelayUnavailable(token)
+        answer = orjson.loads(line)
+        return int(answer["status"]), answer["type"].encode(), answer["body"].encode()
+
+    async def aclose(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+            self._redis = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path(self.token).unlink()
