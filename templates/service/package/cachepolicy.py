@@ -76,7 +76,14 @@ class ReadPlan:
 
 def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
     """The plan for a GET list/view, or ``None`` when it must not be cached."""
-    origin = _header(scope, b"origin")
+    origins: list[bytes] | None = None
+    credentials: list[bytes] | None = None
+    for name, value in scope["headers"]:  # one pass: a cache hit's largest cost was here
+        if name == b"authorization":
+            credentials = [value] if credentials is None else [*credentials, value]
+        elif name == b"origin":
+            origins = [value] if origins is None else [*origins, value]
+    origin = None if origins is None else b"\n".join(origins)
     path: str = scope["path"]
     query: bytes = scope["query_string"]
     memo = (path, query, origin)
@@ -89,10 +96,11 @@ def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
             _STATIC[memo] = static
     if not isinstance(static, _Static):
         return None
-    credential = _credential(scope)
-    if not credential:
-        return ReadPlan(static.base + (b"",), None, static.tags)
-    shared = static.base + (b"",) if static.shareable and _regular_user(scope) else None
+    guest = static.guest
+    if credentials is None:
+        return guest
+    credential = _credential(credentials)
+    shared = guest.key if static.shareable and _regular_user(credentials) else None
     return ReadPlan(static.base + (credential,), shared, static.scoped_tags)
 
 
@@ -105,6 +113,8 @@ class _Static:
     scoped_tags: frozenset[str]
     #: An authenticated caller gets the same bytes as a guest (if a regular user).
     shareable: bool
+    #: The plan of a caller without a credential (made once: the guests' key is the shared one).
+    guest: ReadPlan
 
 
 _STATIC: dict[tuple[str, bytes, bytes | None], _Static | None] = {}
@@ -152,7 +162,8 @@ def _static(
         and all(e.kind != "auth" for e in expanded)
     )
     base = (path, tuple(sorted(pairs, key=itemgetter(0))), origin)
-    return _Static(base, frozenset(tags), frozenset(tags | {SCOPED}), shareable)
+    guest = ReadPlan(base + (b"",), None, frozenset(tags))
+    return _Static(base, guest.tags, frozenset(tags | {SCOPED}), shareable, guest)
 
 
 def write_tags(route: Route) -> frozenset[str] | None:
@@ -206,21 +217,13 @@ def _expanded(spec: CollectionSpec, values: list[str]) -> list[CollectionSpec] |
     return out
 
 
-def _credential(scope: Scope) -> bytes:
-    values = [v for k, v in scope["headers"] if k == b"authorization"]
-    if not values:
-        return b""
+def _credential(values: list[bytes]) -> bytes:
+    """The scope of the caller sending these ``Authorization`` values (every one of them)."""
     return hashlib.blake2b(b"\n".join(values), digest_size=20).digest()
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    values = [v for k, v in scope["headers"] if k == name]
-    return b"\n".join(values) if values else None
-
-
-def _regular_user(scope: Scope) -> bool:
+def _regular_user(values: list[bytes]) -> bool:
     """The (unverified) token says: an auth record of an exposed collection, not a superuser."""
-    values = [v for k, v in scope["headers"] if k == b"authorization"]
     if len(values) != 1:
         return False
     token = values[0].removeprefix(b"Bearer ").strip()
