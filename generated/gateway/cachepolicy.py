@@ -100,9 +100,32 @@ def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
     guest = static.guest
     if credentials is None:
         return guest
-    credential = _credential(credentials)
-    shared = guest.key if static.shareable and _regular_user(credentials) else None
+    credential, regular = _caller(credentials)
+    shared = guest.key if static.shareable and regular else None
     return ReadPlan(static.base + (credential,), shared, static.scoped_tags)
+
+
+#: ``_caller`` by ``Authorization`` value: a signed-in caller's next requests skip the hash and
+#: the token's decoding. Bounded like ``_STATIC`` (entries, and the length of a value kept).
+_CALLERS: dict[bytes, tuple[bytes, bool]] = {}
+_CALLERS_SIZE = 4096
+_CALLER_LENGTH = 4096
+
+
+def _caller(values: list[bytes]) -> tuple[bytes, bool]:
+    """The caller's scope (``_credential``) and whether it is a regular user (``_regular_user``),
+    both functions of the ``Authorization`` values alone."""
+    if len(values) != 1:
+        return _credential(values), False
+    value = values[0]
+    found = _CALLERS.get(value)
+    if found is None:
+        found = (_credential(values), _regular_user(values))
+        if len(value) <= _CALLER_LENGTH:
+            if len(_CALLERS) >= _CALLERS_SIZE:
+                _CALLERS.clear()
+            _CALLERS[value] = found
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ import base64
 import hashlib
 import heapq
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -63,6 +63,16 @@ class Resolved:
 
     token: str = ""
     outcome: str = "ok"
+    #: ``token`` as bytes, for the ``Authorization`` header (made once, not per request).
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.token and not self.raw:
+            object.__setattr__(self, "raw", self.token.encode())
+
+
+_UNKNOWN = Resolved(outcome=UNKNOWN)
+_REUSED = Resolved(outcome=REUSED)
 
 
 def token_claims(token: str) -> dict[str, Any]:
@@ -98,7 +108,7 @@ def bare_key(value: bytes) -> bytes:
     around dropped. The session layer reads keys this way, and the rate limits read every
     credential so (a spelling PocketBase would not take only ever counts against its user)."""
     value = value.strip()
-    if value[:7].lower() == b"bearer ":
+    if value[:1] in b"Bb" and value[:7].lower() == b"bearer ":
         value = value[7:].strip()
     return value
 
@@ -141,6 +151,8 @@ class _Family:
     token: str
     current: str
     expires: float
+    #: What a live key of the family resolves to (made once per token, not per lookup).
+    found: Resolved = Resolved()
 
 
 class MemoryStore:
@@ -155,23 +167,28 @@ class MemoryStore:
     async def create(self, key: str, token: str, ttl: float, now: float) -> int:
         self._prune(now)
         family = secrets.token_hex(16)
-        self._families[family] = _Family(token, key, now + ttl)
+        self._families[family] = _Family(token, key, now + ttl, Resolved(token))
         self._keys[key] = _Key(family, now + ttl)
         self._expire(now + ttl, 1, family)
         self._expire(now + ttl, 0, key)
         return len(self._families)
 
     async def resolve(self, key: str, now: float, grace: float) -> Resolved:
+        return self.resolve_now(key, now, grace)
+
+    def resolve_now(self, key: str, now: float, grace: float) -> Resolved:
+        """``resolve`` without a coroutine (nothing here waits): what the session layer calls
+        on every request when the store is this one."""
         entry = self._keys.get(key)
         if entry is None or entry.expires <= now:
-            return Resolved(outcome=UNKNOWN)
+            return _UNKNOWN
         family = self._families.get(entry.family)
         if family is None or family.expires <= now:
-            return Resolved(outcome=UNKNOWN)
+            return _UNKNOWN
         if family.current == key or (entry.rotated is not None and now - entry.rotated <= grace):
-            return Resolved(family.token)
+            return family.found
         del self._families[entry.family]
-        return Resolved(outcome=REUSED)
+        return _REUSED
 
     async def rotate(self, old: str, new: str, token: str, ttl: float, now: float) -> int | None:
         self._prune(now)
@@ -183,6 +200,7 @@ class MemoryStore:
         if current is not None and current.rotated is None:
             current.rotated = now
         family.token, family.current, family.expires = token, new, now + ttl
+        family.found = Resolved(token)
         self._keys[new] = _Key(entry.family, now + ttl)
         self._expire(now + ttl, 1, entry.family)
         self._expire(now + ttl, 0, new)
@@ -308,7 +326,7 @@ class RedisStore:
         except (ReplyError, OSError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         if found[0] == 1:
-            return Resolved(found[1].decode())
+            return Resolved(found[1].decode(), raw=found[1])
         return Resolved(outcome=REUSED if found[0] == 2 else UNKNOWN)
 
     async def rotate(self, old: str, new: str, token: str, ttl: float, now: float) -> int | None:
