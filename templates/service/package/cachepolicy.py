@@ -56,8 +56,10 @@ READ_ONLY_AUTH = frozenset(
 ANY = "col:*"
 SCOPED = "scoped"
 #: Anything in a filter or rule that is not a plain field of the collection itself: a relation
-#: path, a macro (``@now`` changes with time, ``@request.headers`` with the caller), ``@collection``.
-_REACHES = re.compile(r"[.@]")
+#: path, a macro (``@now`` changes with time, ``@request.headers`` with the caller), ``@collection``,
+#: a back-relation even without a dot (``comments_via_post:length``, ``comments_via_post:each``:
+#: its answer depends on the records, and the rules, of the collection it reaches).
+_REACHES = re.compile(r"[.@]|_via_")
 #: Macros whose value is not fixed by the key and the credential: never cached.
 _UNCACHEABLE = re.compile(r"@(?!request\.auth\b|request\.query\b|request\.method\b|collection\.)")
 #: Tokens of these collections may share guests' answers; never ``_superusers`` (hidden fields).
