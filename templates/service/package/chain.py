@@ -58,7 +58,7 @@ def build(
     if settings.cache:
         app = _cache(app, settings, metrics, listener, shared)
     if (settings.sessions or SESSIONS) == "rolling":
-        store = open_store(settings.redis_url, settings.redis_timeout)
+        store = open_store(settings.redis_url, settings.redis_timeout, settings.sessions_max)
         app = Sessions(app, store, metrics, settings.session_grace)
         if on_close is not None:
             on_close.append(store.aclose)
