@@ -15,6 +15,8 @@ connections. This subclass bounds them, as PocketBase's Go server does for heads
 
 Refusals are PocketBase's envelope with ``Connection: close``; the connection then stops being
 read and is closed (after a short linger, so the client sees the answer rather than a reset).
+Each is counted in ``/metrics`` (``hapta_refused_total{reason}``, ``metrics.refused``), as are
+requests the parser rejects (400, ``invalid``).
 The cost per request is a few integer additions in parser callbacks uvicorn runs anyway.
 Pass the class to uvicorn as ``http=BoundedHttpToolsProtocol`` (``__main__`` does).
 
@@ -50,6 +52,7 @@ from uvicorn.server import ServerState
 
 from .errors import envelope
 from .filelimit import budget, open_file_limit
+from .metrics import refused
 from .settings import load_settings
 
 HEAD_TOO_LARGE = "Request header fields too large."
@@ -60,6 +63,8 @@ _REASONS = {
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
 }
+#: The ``reason`` label of ``hapta_refused_total`` for each refusal.
+_COUNTED = {414: "uri_too_long", 431: "head_too_large", 503: "too_many_clients"}
 #: Seconds a refused connection stays open, discarding what the client still sends, so that
 #: closing it does not reset the connection before the client has read the answer.
 LINGER = 1.0
@@ -147,6 +152,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(431, HEAD_TOO_LARGE)
 
     def _invalid(self) -> None:
+        refused("invalid")
         msg = "Invalid HTTP request received."
         self.logger.warning(msg)
         self.send_400_response(msg)
@@ -258,6 +264,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         once when a response is already under way on this connection)."""
         self._refused = True
         self._head_open = False
+        refused(_COUNTED[status])
         transport = self.transport
         if transport.is_closing():
             return

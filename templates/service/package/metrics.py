@@ -58,6 +58,30 @@ class Tally:
         self.value += amount
 
 
+#: Requests the HTTP server (``server``) refused before the application saw them, by reason:
+#: counted for the whole process and shown by every ``Metrics`` (``hapta_refused_total``).
+REFUSED: dict[str, int] = dict.fromkeys(("head_too_large", "uri_too_long", "too_many_clients"), 0)
+
+
+def refused(reason: str) -> None:
+    """Count one refusal of the server's (``head_too_large``, ``uri_too_long``,
+    ``too_many_clients``, ``invalid``)."""
+    REFUSED[reason] = REFUSED.get(reason, 0) + 1
+
+
+class _Refused(Collector):
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "hapta_refused",
+            "Requests and connections the HTTP server refused before the gateway saw them "
+            "(431 head too large, 414 URI too long, 503 too many clients, 400 invalid).",
+            labels=("reason",),
+        )
+        for reason, n in list(REFUSED.items()):
+            family.add_metric((reason,), n)
+        yield family
+
+
 class _Hot(Collector):
     """The per-request counts, as Prometheus families when scraped."""
 
@@ -101,6 +125,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(_Refused())
         self._hot: _Hot | None = None
         self.cache_hits: Counter | Tally
         if _multiprocess():  # each process's counts go through prometheus-client's files
