@@ -228,6 +228,14 @@ class FastRedis:
                 raise
         return await self.call(b"EVAL", script, count, *keys, *args)
 
+    async def send_encoded(self, command: bytes) -> Any:
+        """Send a command already encoded (``encode``): for one that goes out again and again
+        unchanged (the rate limiter's hit of one key). An error reply raises ``ReplyError``."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connection()
+        return await conn.send(command)
+
     async def _connection(self) -> _Connection:
         """The open connection, or one being opened: by a task of its own, so a caller that is
         cancelled meanwhile (its client gone) does not cancel it for the others."""
