@@ -143,6 +143,9 @@ class GatewayProcess:
     def stop(self) -> None:
         stop_process(self._proc)
         self._proc = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) the gateway process has used so far, or None where
@@ -155,9 +158,6 @@ class GatewayProcess:
             return None
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
 
     @property
     def running(self) -> bool:

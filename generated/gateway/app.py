@@ -17,6 +17,7 @@ the moment a shutdown begins, and the clients reconnect elsewhere.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import threading
 from collections.abc import Awaitable, Callable
@@ -166,6 +167,10 @@ class Gateway:
             self.cache_listener.start()
         self._loop = asyncio.get_running_loop()
         self._chain_signals()
+        # What startup made (the apps, the models, the catalog) lives as long as the process:
+        # set it aside from the cyclic collector, which otherwise walks it again and again as
+        # requests allocate (7-12% of a cache hit's CPU, more with Valkey).
+        gc.freeze()
         _info("gateway ready", upstream=settings.pocketbase_url, collections=len(COLLECTIONS))
 
     def _context(self, scope: Scope) -> extensions.Context:

@@ -84,7 +84,7 @@ def build(
         if caches is not None:
             caches.append(layer)
     if (settings.sessions or SESSIONS) == "rolling":
-        store = open_store(settings.redis_url, settings.redis_timeout)
+        store = open_store(settings.redis_url, settings.redis_timeout, settings.sessions_max)
         app = Sessions(app, store, metrics, settings.session_grace, realtime.sessions_revoked)
         realtime.watch_sessions(store, settings.sse_session_check)
         if on_close is not None:

@@ -48,7 +48,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from .resp import Arg, FastRedis, ReplyError
+from .resp import Arg, FastRedis, ReplyError, encode
 
 #: One check: (key, max, window in ms).
 Check = tuple[str, int, int]
@@ -211,23 +211,45 @@ class RedisWindows:
     (``resp.FastRedis`` pipelines them); each script still runs atomically on its own, in order.
     """
 
+    #: Encoded commands kept (a command depends on the checks alone: keys, limits, windows).
+    COMMANDS = 4096
+
     def __init__(self, client: FastRedis) -> None:
         self.client = client
         self._sha = hashlib.sha1(HIT_SCRIPT.encode()).hexdigest()
         self._errors = redis_errors()
+        self._commands: dict[tuple[Check, ...], bytes] = {}
 
     async def hit(self, checks: Sequence[Check]) -> list[Decision]:
-        keys = [PREFIX + key for key, _, _ in checks]
-        args: list[Arg] = []
-        for _, limit, window in checks:
-            args += (limit, window)
+        memo = tuple(checks)
+        command = self._commands.get(memo)
         try:
-            raw = await self.client.evalsha(self._sha, HIT_SCRIPT, keys, args)
+            if command is None:
+                keys, args = self._arguments(checks)
+                command = encode((b"EVALSHA", self._sha, len(keys), *keys, *args))
+                if len(self._commands) >= self.COMMANDS:
+                    self._commands.clear()
+                self._commands[memo] = command
+            try:
+                raw = await self.client.send_encoded(command)
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                keys, args = self._arguments(checks)
+                raw = await self.client.evalsha(self._sha, HIT_SCRIPT, keys, args)
         except self._errors as exc:
             raise StoreDown(str(exc) or type(exc).__name__) from None
         return [
             Decision(bool(raw[i]), int(raw[i + 1]), int(raw[i + 2])) for i in range(0, len(raw), 3)
         ]
+
+    @staticmethod
+    def _arguments(checks: Sequence[Check]) -> tuple[list[str], list[Arg]]:
+        keys = [PREFIX + key for key, _, _ in checks]
+        args: list[Arg] = []
+        for _, limit, window in checks:
+            args += (limit, window)
+        return keys, args
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -40,7 +40,12 @@ class _Incomplete(Exception):
 
 def encode(args: tuple[Arg, ...]) -> bytes:
     """A command as RESP: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
+    return b"*%d\r\n" % len(args) + _bulk(args)
+
+
+def _bulk(args: tuple[Arg, ...] | list[Arg]) -> bytes:
+    """``args`` as RESP bulk strings, one after the other."""
+    parts = []
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
@@ -193,6 +198,8 @@ class FastRedis:
         self._db = int(db) if db else 0
         self._conn: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
+        #: ``EVALSHA <sha>`` as RESP, by (sha, number of arguments).
+        self._heads: dict[tuple[str, int], bytes] = {}
 
     async def call(self, *args: Arg) -> Any:
         """Send one command; its reply (``ReplyError`` raised for an error reply)."""
@@ -202,13 +209,32 @@ class FastRedis:
         return await conn.send(encode(args))
 
     async def evalsha(self, sha: str, script: str, keys: list[str], args: list[Arg]) -> Any:
-        """Run a Lua script by its SHA-1, sending its text instead when the server lacks it."""
+        """Run a Lua script by its SHA-1, sending its text instead when the server lacks it.
+        (The per-request commands: encoded with the script's part made once, and sent without
+        a coroutine of ``call``'s.)"""
+        count = len(keys)
+        tail = _bulk((count, *keys, *args))
+        size = 3 + count + len(args)
+        head = self._heads.get((sha, size))
+        if head is None:
+            head = self._heads[(sha, size)] = b"*%d\r\n" % size + _bulk((b"EVALSHA", sha))
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connection()
         try:
-            return await self.call(b"EVALSHA", sha, len(keys), *keys, *args)
+            return await conn.send(head + tail)
         except ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        return await self.call(b"EVAL", script, len(keys), *keys, *args)
+        return await self.call(b"EVAL", script, count, *keys, *args)
+
+    async def send_encoded(self, command: bytes) -> Any:
+        """Send a command already encoded (``encode``): for one that goes out again and again
+        unchanged (the rate limiter's hit of one key). An error reply raises ``ReplyError``."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connection()
+        return await conn.send(command)
 
     async def _connection(self) -> _Connection:
         """The open connection, or one being opened: by a task of its own, so a caller that is

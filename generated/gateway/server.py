@@ -15,22 +15,44 @@ connections. This subclass bounds them, as PocketBase's Go server does for heads
 
 Refusals are PocketBase's envelope with ``Connection: close``; the connection then stops being
 read and is closed (after a short linger, so the client sees the answer rather than a reset).
+Each is counted in ``/metrics`` (``hapta_refused_total{reason}``, ``metrics.refused``), as are
+requests the parser rejects (400, ``invalid``).
 The cost per request is a few integer additions in parser callbacks uvicorn runs anyway.
 Pass the class to uvicorn as ``http=BoundedHttpToolsProtocol`` (``__main__`` does).
+
+Two savings on every response, since a cache hit costs little more than the server's own work:
+
+* a response that declares its ``Content-Length`` goes out in one socket write: its head is
+  held until the first piece of body, and both are written together (uvicorn writes each ASGI
+  message on its own: two system calls for every small answer). Streams (no length) are written
+  as they come;
+* the keep-alive timeout is one timer per connection, re-armed only when it fires on a
+  connection that was busy meanwhile, instead of a timer made and cancelled for every request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from typing import Any, ClassVar, NamedTuple
 
 import httptools
+from uvicorn._types import ASGISendEvent
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
 from .errors import envelope
 from .filelimit import budget, open_file_limit
+from .metrics import refused
 from .settings import load_settings
 
 HEAD_TOO_LARGE = "Request header fields too large."
@@ -41,6 +63,8 @@ _REASONS = {
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
 }
+#: The ``reason`` label of ``hapta_refused_total`` for each refusal.
+_COUNTED = {414: "uri_too_long", 431: "head_too_large", 503: "too_many_clients"}
 #: Seconds a refused connection stays open, discarding what the client still sends, so that
 #: closing it does not reset the connection before the client has read the answer.
 LINGER = 1.0
@@ -91,6 +115,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_seen = 0  # raw bytes of the current (unfinished) head
         self._header_count = 0
         self._refused = False
+        self._idle_since: float | None = None  # when the last response ended, while idle
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -101,7 +126,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # lingering after a refusal: what the client still sends is dropped
-        self._unset_keepalive_if_required()
+        self._idle_since = None  # busy: the keep-alive timer, when it fires, leaves it open
         self._began = False
         try:
             self.parser.feed_data(data)
@@ -127,6 +152,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(431, HEAD_TOO_LARGE)
 
     def _invalid(self) -> None:
+        refused("invalid")
         msg = "Invalid HTTP request received."
         self.logger.warning(msg)
         self.send_400_response(msg)
@@ -155,8 +181,82 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        """uvicorn's, with the cycle that writes a response in one piece (``_Cycle``)."""
         self._head_open = False
-        super().on_headers_complete()
+        parser = self.parser
+        scope = self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = (
+            self.root_path.encode("ascii") + raw_path if self.root_path else raw_path
+        )
+        scope["query_string"] = parsed_url.query or b""
+        app = self.app
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        existing = self.cycle
+        self.cycle = _Cycle(
+            scope=scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, app)
+        else:  # pipelined: queued until the one before is answered
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, app))
+
+    # -- keep-alive: one timer per connection
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def timeout_keep_alive_handler(self) -> None:
+        """Close a connection idle for the keep-alive timeout; one that was busy since the
+        timer was armed gets a new timer when its response ends, one idle for less gets the
+        rest of its time."""
+        self.timeout_keep_alive_task = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return
+        left = idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                left, self.timeout_keep_alive_handler
+            )
+        else:
+            self.transport.close()
 
     # -- refusals
     def _refuse(self, status: int, message: str) -> None:
@@ -164,6 +264,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         once when a response is already under way on this connection)."""
         self._refused = True
         self._head_open = False
+        refused(_COUNTED[status])
         transport = self.transport
         if transport.is_closing():
             return
@@ -181,3 +282,147 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             return
         self.loop.call_later(LINGER, transport.close)
+
+
+#: Response header lines already checked, by (name, value) as the application gave them: the
+#: same headers go out again and again (a cache entry's, PocketBase's), and checking and
+#: writing each one cost a cache hit more than the rest of its head. Only headers without a
+#: meaning for the framing (not ``content-length``, ``transfer-encoding``, ``connection``), of
+#: at most ``_LINE_LENGTH`` bytes; emptied when ``_LINES_SIZE`` are kept.
+_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_LINES_SIZE = 4096
+_LINE_LENGTH = 512
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, whose ``send`` holds the head of a response with a
+    declared ``Content-Length`` until the first piece of its body, and writes both at once.
+    Headers are checked as uvicorn checks them (names and values that would split the head
+    are refused)."""
+
+    _held = b""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if not self.response_started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got '{message['type']}'."
+                )
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            head = self._head(message["status"], message.get("headers", ()))
+            if (
+                self.chunked_encoding is False
+                and self.expected_content_length > 0
+                and self.scope["method"] != "HEAD"
+            ):
+                self._held = head  # the body follows: one write for both
+            else:
+                self.transport.write(head)
+            return
+        if self.response_complete:
+            raise RuntimeError(
+                f"Unexpected ASGI message '{message['type']}' sent, after response already "
+                "completed."
+            )
+        if message["type"] != "http.response.body":
+            raise RuntimeError(
+                f"Expected ASGI message 'http.response.body', but got '{message['type']}'."
+            )
+        body: bytes = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        held = self._held
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0  # the head went out; a body is not sent
+        elif self.chunked_encoding:
+            content = [b"%x\r\n" % len(body), body, b"\r\n"] if body else []
+            if not more_body:
+                content.append(b"0\r\n\r\n")
+            self.transport.write(b"".join(content))
+        else:
+            if len(body) > self.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.expected_content_length -= len(body)
+            if held:
+                self._held = b""
+                self.transport.write(held + body)
+            elif body:
+                self.transport.write(body)
+        if not more_body:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+
+    def _head(self, status: int, headers: Any) -> bytes:
+        """The status line and headers; sets the framing (length, chunked, keep-alive)."""
+        if self.default_headers:
+            headers = [*self.default_headers, *headers]
+        if self.access_log:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(self.scope),
+                self.scope["method"],
+                get_path_with_query_string(self.scope),
+                self.scope["http_version"],
+                status,
+            )
+        content = [STATUS_LINE[status]]
+        has_connection_close = False
+        lines = _LINES
+        for name, value in headers:
+            try:
+                line = lines.get((name, value))
+            except TypeError:  # not bytes (unhashable): checked the long way
+                line = None
+            if line is not None:
+                content.append(line)
+                continue
+            if HEADER_RE.search(name):
+                raise RuntimeError("Invalid HTTP header name.")
+            if HEADER_VALUE_RE.search(value):
+                raise RuntimeError("Invalid HTTP header value.")
+            given, name = name, name.lower()
+            if name not in _FRAMING:
+                line = b"%s: %s\r\n" % (name, value)
+                if (
+                    len(name) + len(value) <= _LINE_LENGTH
+                    and type(given) is bytes
+                    and type(value) is bytes
+                ):
+                    if len(lines) >= _LINES_SIZE:
+                        lines.clear()
+                    lines[(given, value)] = line
+                content.append(line)
+                continue
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in connection:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content.extend((name, b": ", value, b"\r\n"))
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status not in (204, 304)
+        ):  # neither length nor transfer-encoding: chunked
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)

@@ -35,7 +35,7 @@ import base64
 import hashlib
 import heapq
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -64,6 +64,16 @@ class Resolved:
 
     token: str = ""
     outcome: str = "ok"
+    #: ``token`` as bytes, for the ``Authorization`` header (made once, not per request).
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.token and not self.raw:
+            object.__setattr__(self, "raw", self.token.encode())
+
+
+_UNKNOWN = Resolved(outcome=UNKNOWN)
+_REUSED = Resolved(outcome=REUSED)
 
 
 def token_claims(token: str) -> dict[str, Any]:
@@ -99,7 +109,7 @@ def bare_key(value: bytes) -> bytes:
     around dropped. The session layer reads keys this way, and the rate limits read every
     credential so (a spelling PocketBase would not take only ever counts against its user)."""
     value = value.strip()
-    if value[:7].lower() == b"bearer ":
+    if value[:1] in b"Bb" and value[:7].lower() == b"bearer ":
         value = value[7:].strip()
     return value
 
@@ -146,37 +156,60 @@ class _Family:
     token: str
     current: str
     expires: float
+    #: What a live key of the family resolves to (made once per token, not per lookup).
+    found: Resolved = Resolved()
+    #: The hashes of its keys still kept, oldest first (the current one last).
+    keys: list[str] = field(default_factory=list)
+
+
+#: Sessions (families) one process keeps by default (``HAPTA_SESSIONS_MAX``).
+MAX_SESSIONS = 100_000
+#: Keys kept per family: the current one and the last rotated ones. An older key is forgotten:
+#: presented again it is unknown (401) rather than revoking its family.
+KEYS_PER_FAMILY = 8
 
 
 class MemoryStore:
-    """The store of one process (the default): dicts, expired entries dropped as time passes."""
+    """The store of one process (the default): dicts, expired entries dropped as time passes,
+    and bounded: past ``max_sessions`` families (``HAPTA_SESSIONS_MAX``) a login evicts the
+    session least recently logged in or refreshed (its key is then unknown: a 401, the client
+    logs in again); a family keeps its last ``KEYS_PER_FAMILY`` keys; file keys are bounded by
+    ``max_sessions`` too."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self.max_sessions = max(1, max_sessions)
         self._keys: dict[str, _Key] = {}
-        self._families: dict[str, _Family] = {}
+        self._families: dict[str, _Family] = {}  # least recently logged in or refreshed first
         self._files: dict[str, tuple[str, float]] = {}
         self._expiry: list[tuple[float, int, str]] = []  # (when, kind, id): 0 key, 1 family, 2 file
 
     async def create(self, key: str, token: str, ttl: float, now: float) -> int:
         self._prune(now)
+        while len(self._families) >= self.max_sessions:
+            self._drop(next(iter(self._families)))
         family = secrets.token_hex(16)
-        self._families[family] = _Family(token, key, now + ttl)
+        self._families[family] = _Family(token, key, now + ttl, Resolved(token), [key])
         self._keys[key] = _Key(family, now + ttl)
         self._expire(now + ttl, 1, family)
         self._expire(now + ttl, 0, key)
         return len(self._families)
 
     async def resolve(self, key: str, now: float, grace: float) -> Resolved:
+        return self.resolve_now(key, now, grace)
+
+    def resolve_now(self, key: str, now: float, grace: float) -> Resolved:
+        """``resolve`` without a coroutine (nothing here waits): what the session layer calls
+        on every request when the store is this one."""
         entry = self._keys.get(key)
         if entry is None or entry.expires <= now:
-            return Resolved(outcome=UNKNOWN)
+            return _UNKNOWN
         family = self._families.get(entry.family)
         if family is None or family.expires <= now:
-            return Resolved(outcome=UNKNOWN)
+            return _UNKNOWN
         if family.current == key or (entry.rotated is not None and now - entry.rotated <= grace):
-            return Resolved(family.token)
-        del self._families[entry.family]
-        return Resolved(outcome=REUSED)
+            return family.found
+        self._drop(entry.family)
+        return _REUSED
 
     async def rotate(self, old: str, new: str, token: str, ttl: float, now: float) -> int | None:
         self._prune(now)
@@ -188,15 +221,21 @@ class MemoryStore:
         if current is not None and current.rotated is None:
             current.rotated = now
         family.token, family.current, family.expires = token, new, now + ttl
+        family.found = Resolved(token)
+        self._families[entry.family] = self._families.pop(entry.family)  # now the most recent
         self._keys[new] = _Key(entry.family, now + ttl)
+        family.keys.append(new)
+        if len(family.keys) > KEYS_PER_FAMILY:
+            self._keys.pop(family.keys.pop(0), None)
         self._expire(now + ttl, 1, entry.family)
         self._expire(now + ttl, 0, new)
         return len(self._families)
 
     async def revoke(self, key: str) -> int | None:
         entry = self._keys.get(key)
-        if entry is None or self._families.pop(entry.family, None) is None:
+        if entry is None or entry.family not in self._families:
             return None
+        self._drop(entry.family)
         return len(self._families)
 
     async def alive(self, key: str, now: float) -> bool:
@@ -206,8 +245,16 @@ class MemoryStore:
         family = self._families.get(entry.family)
         return family is not None and family.expires > now
 
+    def _drop(self, name: str) -> None:
+        """Forget a family and its keys (revoked, reused, or evicted)."""
+        family = self._families.pop(name)
+        for key in family.keys:
+            self._keys.pop(key, None)
+
     async def put_file(self, key: str, token: str, ttl: float, now: float) -> None:
         self._prune(now)
+        while len(self._files) >= self.max_sessions:
+            del self._files[next(iter(self._files))]
         when = now + ttl
         self._files[key] = (token, when)
         self._expire(when, 2, key)
@@ -220,7 +267,16 @@ class MemoryStore:
         return None
 
     def _expire(self, when: float, kind: int, name: str) -> None:
-        heapq.heappush(self._expiry, (when, kind, name))
+        heap = self._expiry
+        heapq.heappush(heap, (when, kind, name))
+        if len(heap) > 4 * (len(self._keys) + len(self._families) + len(self._files)) + 1024:
+            # mostly entries of what was dropped or extended since: made again from what lives
+            heap[:] = [
+                *((k.expires, 0, n) for n, k in self._keys.items()),
+                *((f.expires, 1, n) for n, f in self._families.items()),
+                *((f[1], 2, n) for n, f in self._files.items()),
+            ]
+            heapq.heapify(heap)
 
     def _prune(self, now: float) -> None:
         """Drop what has expired (an entry extended since it was queued is kept)."""
@@ -327,7 +383,7 @@ class RedisStore:
         except (ReplyError, OSError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         if found[0] == 1:
-            return Resolved(found[1].decode())
+            return Resolved(found[1].decode(), raw=found[1])
         return Resolved(outcome=REUSED if found[0] == 2 else UNKNOWN)
 
     async def rotate(self, old: str, new: str, token: str, ttl: float, now: float) -> int | None:
@@ -370,7 +426,9 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def open_store(redis_url: str | None, timeout: float = 1.0) -> SessionStore:
+def open_store(
+    redis_url: str | None, timeout: float = 1.0, max_sessions: int = MAX_SESSIONS
+) -> SessionStore:
     """Valkey/Redis when ``HAPTA_REDIS_URL`` is set (``timeout``: seconds a lookup may wait for
-    its answer), else this process's memory."""
-    return RedisStore(redis_url, timeout=timeout) if redis_url else MemoryStore()
+    its answer), else this process's memory, holding at most ``max_sessions`` sessions."""
+    return RedisStore(redis_url, timeout=timeout) if redis_url else MemoryStore(max_sessions)

@@ -12,6 +12,7 @@ Every refusal is PocketBase's envelope. The gateways here run with small bounds 
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import subprocess
@@ -137,7 +138,15 @@ def test_header_flood_is_cut_and_memory_stays_bounded(
         process.stop()
 
 
+def _refused(base_url: str) -> dict[str, float]:
+    """``hapta_refused_total`` by reason, from ``/metrics``."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    found = re.findall(r'^hapta_refused_total\{reason="(\w+)"\} ([0-9.e+]+)$', text, re.M)
+    return {reason: float(value) for reason, value in found}
+
+
 def test_head_size_and_header_count_are_bounded(gw: httpx.Client) -> None:
+    before = _refused(str(gw.base_url))
     # within the default bounds (64 KiB head, 100 headers): answered
     assert gw.get("/api/health", headers={"X-Big": "a" * 60_000}).status_code == 200
     many = {f"X-H{i}": "1" for i in range(90)}
@@ -157,6 +166,9 @@ def test_head_size_and_header_count_are_bounded(gw: httpx.Client) -> None:
     assert answer.startswith(b"HTTP/1.1 414 "), answer[:200]
     assert orjson.loads(answer.split(b"\r\n\r\n", 1)[1])["status"] == 414
     assert gw.get("/api/health").status_code == 200
+    after = _refused(str(gw.base_url))  # each refusal counted, by reason
+    assert after["head_too_large"] - before["head_too_large"] == 3
+    assert after["uri_too_long"] - before["uri_too_long"] == 1
 
 
 def test_pipelined_request_after_a_large_body_is_not_taken_for_a_large_head(
@@ -205,6 +217,7 @@ def test_connections_past_the_bound_get_503(gw_pb: PocketBaseServer, gw_tmp: Pat
             lambda: httpx.get(f"{process.url}/api/health", timeout=10).status_code == 200,
             what="a connection accepted again once one left",
         )
+        assert _refused(process.url)["too_many_clients"] >= 2  # the two above, at least
     finally:
         for client in clients:
             client.close()

@@ -236,11 +236,16 @@ def test_a_global_rule_counts_every_caller_together(rules_gw: GatewayProcess) ->
 
 
 def test_the_committed_example_limits_password_logins(gw_pb: PocketBaseServer, tmp_path: Path) -> None:
-    """``generated/`` (examples/postly/hapta.yaml): 10 password logins a minute per IP."""
+    """``generated/`` (examples/postly/hapta.yaml): 10 password logins a minute per IP (and 30
+    auth calls, ``*:auth``); the CORS preflights a browser sends before them spend none of it."""
     process = GatewayProcess(gw_pb.url, env=ON, tmp=tmp_path).start()
     try:
         body = {"identity": "alice@postly.test", "password": "wrong password"}
         path = "/api/collections/users/auth-with-password"
+        preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+        checks = [get(process, path, "198.51.100.45", method="OPTIONS", headers=preflight) for _ in range(35)]
+        assert {r.status_code for r in checks} == {204}, {r.status_code for r in checks}
+        assert "ratelimit-limit" in checks[0].headers  # counted by the rule of every request only
         answers = [get(process, path, "198.51.100.45", method="POST", json=body) for _ in range(11)]
         assert [r.status_code for r in answers] == [400] * 10 + [429]
         assert answers[0].headers["ratelimit-limit"] == "10"

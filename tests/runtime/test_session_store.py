@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import pytest
 from gateway.sessions import (
+    KEYS_PER_FAMILY,
+    MAX_SESSIONS,
     REUSED,
     UNKNOWN,
     MemoryStore,
@@ -21,8 +23,10 @@ from gateway.sessions import (
     StoreUnavailable,
     key_hash,
     new_key,
+    open_store,
     token_claims,
 )
+from gateway.settings import Settings
 
 from hapta_gen.dev.pbserver import free_port
 
@@ -101,6 +105,41 @@ def test_expiry_follows_the_token(make_store: Callable[[], SessionStore]) -> Non
             assert await s.create("e2", "pb-e2", 10, now + 3602) == 1  # e1 pruned
 
     run(make_store, story)
+
+
+def test_the_memory_store_is_bounded_and_evicts_the_least_recent_session() -> None:
+    """``HAPTA_SESSIONS_MAX``: past it a login evicts the session least recently logged in or
+    refreshed (its key is then unknown); a family keeps its last ``KEYS_PER_FAMILY`` keys; the
+    setting reaches the store the chain opens."""
+
+    async def story() -> None:
+        s = MemoryStore(max_sessions=3)
+        for i in range(3):
+            assert await s.create(f"k{i}", f"pb-{i}", 3600, T0 + i) == i + 1
+        assert await s.rotate("k0", "k0b", "pb-0b", 3600, T0 + 3) == 3  # k0's session: now recent
+        assert await s.create("k3", "pb-3", 3600, T0 + 4) == 3  # evicts k1's, the least recent
+        assert await s.resolve("k1", T0 + 5, GRACE) == Resolved(outcome=UNKNOWN)
+        assert await s.rotate("k1", "k1b", "pb-1b", 3600, T0 + 5) is None
+        for key, token in (("k0b", "pb-0b"), ("k2", "pb-2"), ("k3", "pb-3")):
+            assert await s.resolve(key, T0 + 5, GRACE) == Resolved(token)
+        # a family rotated many times keeps only its last keys: the oldest is forgotten
+        key = "k3"
+        for n in range(KEYS_PER_FAMILY + 2):
+            assert await s.rotate(key, f"r{n}", f"pb-r{n}", 3600, T0 + 10 + n) == 3
+            key = f"r{n}"
+        assert await s.resolve("k3", T0 + 100, GRACE) == Resolved(outcome=UNKNOWN)  # forgotten
+        assert await s.resolve("r0", T0 + 100, GRACE) == Resolved(outcome=UNKNOWN)
+        assert await s.resolve(key, T0 + 100, GRACE) == Resolved(f"pb-{key}")
+        assert len(s._keys) <= 3 * KEYS_PER_FAMILY
+        # file keys are bounded alike
+        for n in range(5):
+            await s.put_file(f"f{n}", f"pb-f{n}", 180, T0)
+        assert [await s.get_file(f"f{n}", T0) for n in range(5)] == [None, None, "pb-f2", "pb-f3", "pb-f4"]
+
+    asyncio.run(story())
+    store = open_store(None, 1.0, Settings(POCKETBASE_URL="http://127.0.0.1:8090", HAPTA_SESSIONS_MAX="7").sessions_max)
+    assert isinstance(store, MemoryStore) and store.max_sessions == 7
+    assert MemoryStore().max_sessions == MAX_SESSIONS
 
 
 def test_an_unreachable_valkey_is_store_unavailable() -> None:

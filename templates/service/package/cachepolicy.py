@@ -56,8 +56,10 @@ READ_ONLY_AUTH = frozenset(
 ANY = "col:*"
 SCOPED = "scoped"
 #: Anything in a filter or rule that is not a plain field of the collection itself: a relation
-#: path, a macro (``@now`` changes with time, ``@request.headers`` with the caller), ``@collection``.
-_REACHES = re.compile(r"[.@]")
+#: path, a macro (``@now`` changes with time, ``@request.headers`` with the caller), ``@collection``,
+#: a back-relation even without a dot (``comments_via_post:length``, ``comments_via_post:each``:
+#: its answer depends on the records, and the rules, of the collection it reaches).
+_REACHES = re.compile(r"[.@]|_via_")
 #: Macros whose value is not fixed by the key and the credential: never cached.
 _UNCACHEABLE = re.compile(r"@(?!request\.auth\b|request\.query\b|request\.method\b|collection\.)")
 #: Tokens of these collections may share guests' answers; never ``_superusers`` (hidden fields).
@@ -79,7 +81,14 @@ class ReadPlan:
 
 def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
     """The plan for a GET list/view, or ``None`` when it must not be cached."""
-    origin = _header(scope, b"origin")
+    origins: list[bytes] | None = None
+    credentials: list[bytes] | None = None
+    for name, value in scope["headers"]:  # one pass: a cache hit's largest cost was here
+        if name == b"authorization":
+            credentials = [value] if credentials is None else [*credentials, value]
+        elif name == b"origin":
+            origins = [value] if origins is None else [*origins, value]
+    origin = None if origins is None else b"\n".join(origins)
     path: str = scope["path"]
     query: bytes = scope["query_string"]
     memo = (path, query, origin)
@@ -92,11 +101,35 @@ def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
             _STATIC[memo] = static
     if not isinstance(static, _Static):
         return None
-    credential = _credential(scope)
-    if not credential:
-        return ReadPlan(static.base + (b"",), None, static.tags, static.ttl)
-    shared = static.base + (b"",) if static.shareable and _regular_user(scope) else None
-    return ReadPlan(static.base + (credential,), shared, static.scoped_tags, static.ttl)
+    guest = static.guest
+    if credentials is None:
+        return guest
+    credential, regular = _caller(credentials)
+    shared = guest.key if static.shareable and regular else None
+    return ReadPlan(static.base + (credential,), shared, static.scoped_tags, guest.ttl)
+
+
+#: ``_caller`` by ``Authorization`` value: a signed-in caller's next requests skip the hash and
+#: the token's decoding. Bounded like ``_STATIC`` (entries, and the length of a value kept).
+_CALLERS: dict[bytes, tuple[bytes, bool]] = {}
+_CALLERS_SIZE = 4096
+_CALLER_LENGTH = 4096
+
+
+def _caller(values: list[bytes]) -> tuple[bytes, bool]:
+    """The caller's scope (``_credential``) and whether it is a regular user (``_regular_user``),
+    both functions of the ``Authorization`` values alone."""
+    if len(values) != 1:
+        return _credential(values), False
+    value = values[0]
+    found = _CALLERS.get(value)
+    if found is None:
+        found = (_credential(values), _regular_user(values))
+        if len(value) <= _CALLER_LENGTH:
+            if len(_CALLERS) >= _CALLERS_SIZE:
+                _CALLERS.clear()
+            _CALLERS[value] = found
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +141,8 @@ class _Static:
     scoped_tags: frozenset[str]
     #: An authenticated caller gets the same bytes as a guest (if a regular user).
     shareable: bool
-    ttl: float | None = None
+    #: The plan of a caller without a credential (made once: the guests' key is the shared one).
+    guest: ReadPlan
 
 
 _STATIC: dict[tuple[str, bytes, bytes | None], _Static | None] = {}
@@ -163,7 +197,8 @@ def _static(
         and all(e.kind != "auth" for e in expanded)
     )
     base = (path, tuple(sorted(pairs, key=itemgetter(0))), origin)
-    return _Static(base, frozenset(tags), frozenset(tags | {SCOPED}), shareable, ttl)
+    guest = ReadPlan(base + (b"",), None, frozenset(tags), ttl)
+    return _Static(base, guest.tags, frozenset(tags | {SCOPED}), shareable, guest)
 
 
 def write_tags(route: Route) -> frozenset[str] | None:
@@ -217,21 +252,13 @@ def _expanded(spec: CollectionSpec, values: list[str]) -> list[CollectionSpec] |
     return out
 
 
-def _credential(scope: Scope) -> bytes:
-    values = [v for k, v in scope["headers"] if k == b"authorization"]
-    if not values:
-        return b""
+def _credential(values: list[bytes]) -> bytes:
+    """The scope of the caller sending these ``Authorization`` values (every one of them)."""
     return hashlib.blake2b(b"\n".join(values), digest_size=20).digest()
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    values = [v for k, v in scope["headers"] if k == name]
-    return b"\n".join(values) if values else None
-
-
-def _regular_user(scope: Scope) -> bool:
+def _regular_user(values: list[bytes]) -> bool:
     """The (unverified) token says: an auth record of an exposed collection, not a superuser."""
-    values = [v for k, v in scope["headers"] if k == b"authorization"]
     if len(values) != 1:
         return False
     token = values[0].removeprefix(b"Bearer ").strip()

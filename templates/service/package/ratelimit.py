@@ -4,6 +4,8 @@ The rules themselves are generated from ``hapta.yaml`` into ``ratelimit_rules.py
 ``*`` (every route), ``<collection|*>:<operation>`` or a standalone label (``batch``,
 ``realtime``, ``files-token``, ``health``); ``auth`` as an operation is every POST auth
 endpoint, as PocketBase's ``*:auth`` tag. Every rule that matches a request must allow it.
+A CORS preflight (``OPTIONS``) is not the operation it asks about: only ``*`` rules count it
+(a browser sends one before a cross-origin login, and it must not spend the login's budget).
 """
 
 from __future__ import annotations
@@ -46,7 +48,15 @@ class RuleSpec:
     @property
     def max_header(self) -> bytes:
         """``max`` as the ``RateLimit-Limit`` value."""
-        return b"%d" % self.max
+        return _MAX_HEADERS.get(self.max) or _max_header(self.max)
+
+
+_MAX_HEADERS: dict[int, bytes] = {}
+
+
+def _max_header(value: int) -> bytes:
+    text = _MAX_HEADERS[value] = b"%d" % value
+    return text
 
 
 def operation(route: Route) -> str:
@@ -79,11 +89,15 @@ class Rules:
         #: Some rule names a collection's operation (``posts:create``): a batch's items count.
         self.per_operation = any(":" in r.label for r in rules)
         self._cache: dict[tuple[str, str], tuple[RuleSpec, ...]] = {}
+        #: What a CORS preflight counts against: the rules of every request.
+        self.preflight = tuple(r for r in rules if r.label == "*")
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def for_route(self, route: Route) -> tuple[RuleSpec, ...]:
+    def for_route(self, route: Route, preflight: bool = False) -> tuple[RuleSpec, ...]:
+        if preflight:
+            return self.preflight
         key = (route.name, route.collection.name if route.collection is not None else "")
         found = self._cache.get(key)
         if found is None:

@@ -64,9 +64,28 @@ DATASTAR_LIST = Route("datastar.list")
 STREAM_PREFIXES = ("/sse/", "/datastar/")
 
 
+#: Routes already matched, by (method, path): a cache hit is cheap enough that matching again
+#: showed. Bounded in entries and in path length (a client chooses both); emptied when full.
+_MATCHED: dict[tuple[str, str], Route] = {}
+_MATCHED_SIZE = 4096
+_MATCHED_LENGTH = 512
+
+
 def match(method: str, path: str) -> Route:
     """The route for ``method path`` (``path`` starts with ``/api/``, or is one of the
     gateway's streams, ``STREAM_PREFIXES``); raises ``ApiError``."""
+    key = (method, path)
+    route = _MATCHED.get(key)
+    if route is None:
+        route = _match(method, path)
+        if len(path) <= _MATCHED_LENGTH:
+            if len(_MATCHED) >= _MATCHED_SIZE:
+                _MATCHED.clear()
+            _MATCHED[key] = route
+    return route
+
+
+def _match(method: str, path: str) -> Route:
     if not path.startswith("/api/"):
         return _stream_route(method, path)
     parts = path[5:].split("/")
@@ -142,7 +161,7 @@ def _stream_route(method: str, path: str) -> Route:
 def check_raw_path(raw_path: bytes | None) -> None:
     """404 for a path with an encoded ``/``, ``.`` or ``\\``: the server decodes it before
     ``match`` sees the path, PocketBase's router would not split on it; never read it twice."""
-    if raw_path and _ENCODED_SEPARATOR.search(raw_path):
+    if raw_path and b"%" in raw_path and _ENCODED_SEPARATOR.search(raw_path):
         raise ApiError(404, NOT_FOUND)
 
 

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     sessions: Literal["passthrough", "rolling"] | None = Field(default=None, alias="HAPTA_SESSIONS")
     #: Seconds a rotated session key still works (requests in flight during a refresh).
     session_grace: float = Field(default=10.0, ge=0, alias="HAPTA_SESSION_GRACE")
+    #: Rolling sessions kept in this process (without ``HAPTA_REDIS_URL``); past it a login
+    #: evicts the session least recently logged in or refreshed.
+    sessions_max: int = Field(default=100_000, ge=1, alias="HAPTA_SESSIONS_MAX")
     #: One JSON line per request on stderr.
     access_log: bool = Field(default=True, alias="HAPTA_ACCESS_LOG")
     log_level: str = Field(default="info", alias="HAPTA_LOG_LEVEL")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -104,7 +105,7 @@ class RateLimit:
         assert route is not None
         if route is BATCH and self.rules.per_operation:
             st.charge = self._charger(scope, "ip:" + network_of(st.client))
-        rules = self.rules.for_route(route)
+        rules = self.rules.for_route(route, preflight=scope["method"] == "OPTIONS")
         if rules:
             try:
                 ip = "ip:" + network_of(st.client)
@@ -155,7 +156,7 @@ class RateLimit:
                     ]
                     await respond(scope, send, 429, headers, envelope(429, rule.message))
                     return
-                send = _LimitHeaders(send, _limit_headers(rule, decision)).send
+                send = _LimitHeaders(send, rule, decision).send
         if not (self.rules.per_user and route.name in _TOKEN_ROUTES):
             await self.app(scope, receive, send)
             return
@@ -271,19 +272,26 @@ class _AuthAnswer:
 
 
 class _LimitHeaders:
-    """Adds the ``RateLimit-*`` headers to the response's head; passes the rest on as is."""
+    """Adds the ``RateLimit-*`` headers to the response's head; passes the rest on as is.
+    ``send`` hands back the next ``send``'s awaitable rather than awaiting it itself: no
+    coroutine of its own for each message of every limited response."""
 
-    __slots__ = ("_extra", "_send")
+    __slots__ = ("_decision", "_rule", "_send")
 
-    def __init__(self, send: Send, extra: Headers) -> None:
+    def __init__(self, send: Send, rule: RuleSpec, decision: Decision | None) -> None:
         self._send = send
-        self._extra = extra
+        self._rule = rule
+        self._decision = decision
 
-    async def send(self, message: Message) -> None:
-        if self._extra and message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *self._extra]
-            self._extra = []
-        await self._send(message)
+    def send(self, message: Message) -> Awaitable[None]:
+        decision = self._decision
+        if decision is not None and message["type"] == "http.response.start":
+            self._decision = None
+            message["headers"] = [
+                *message.get("headers", ()),
+                *_limit_headers(self._rule, decision),
+            ]
+        return self._send(message)
 
 
 def _limit_headers(rule: RuleSpec, decision: Decision) -> Headers:
