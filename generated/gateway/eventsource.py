@@ -2,11 +2,13 @@
 """Where the typed SSE and Datastar streams get their record events: a tiny interface, and its
 implementation on PocketBase's own realtime.
 
-An ``EventSource`` is opened with ``(topic, authorization, client ip)`` and is an async
+An ``EventSource`` is opened with ``(topic, authorization, client ip, session)`` (``session``:
+the rolling session key's hash the credential came from, or ``None``) and is an async
 iterator of ``(event name, data bytes)``: first ``(READY, b"")`` once the subscription is live
 (events written from then on are delivered), then ``("create" | "update" | "delete",
-PocketBase's payload)``. It ends when the upstream stream ends (the caller reconnects) and
-raises ``EventSourceError`` when the subscription cannot be made. Closing the iterator
+PocketBase's payload)``. It ends when the upstream stream ends (the caller reconnects), raises
+``Stopping`` when no source may be opened again for this credential (the gateway stops, or the
+session was revoked) and ``EventSourceError`` when the subscription cannot be made. Closing the iterator
 (``aclose``) frees everything it holds.
 
 ``hub_source`` takes the events from the process's realtime hub (``fanout``): a public topic
@@ -31,11 +33,14 @@ from .upstream import UpstreamError
 READY = ""
 ACTIONS = frozenset({"create", "update", "delete"})
 
-EventSource = Callable[[str, bytes | None, str], AsyncGenerator[tuple[str, bytes], None]]
+EventSource = Callable[
+    [str, bytes | None, str, str | None], AsyncGenerator[tuple[str, bytes], None]
+]
 
 
 class Stopping(Exception):
-    """The gateway is shutting down: no source will be opened again."""
+    """The gateway is shutting down, or the credential's session was revoked: no source will be
+    opened again for it."""
 
 
 class EventSourceError(Exception):
@@ -51,23 +56,25 @@ def hub_source(hub: Hub) -> EventSource:
     """The ``EventSource`` on the realtime ``hub``."""
 
     def open_source(
-        topic: str, authorization: bytes | None, client_ip: str
+        topic: str, authorization: bytes | None, client_ip: str, session: str | None
     ) -> AsyncGenerator[tuple[str, bytes], None]:
-        return hub_events(hub, topic, authorization, client_ip)
+        return hub_events(hub, topic, authorization, client_ip, session)
 
     return open_source
 
 
 async def hub_events(
-    hub: Hub, topic: str, authorization: bytes | None, client_ip: str
+    hub: Hub, topic: str, authorization: bytes | None, client_ip: str, session: str | None
 ) -> AsyncGenerator[tuple[str, bytes], None]:
     """``topic``'s events from ``hub`` as the caller (``authorization``: PocketBase's token;
-    ``client_ip`` forwarded). Ends after an upstream gap (events may have been missed: the
-    caller opens a new source and tells its clients to re-read)."""
+    ``client_ip`` forwarded; ``session``: ended by the hub when that session is revoked). Ends
+    after an upstream gap or a drop for not reading (events may have been missed: the caller
+    opens a new source and tells its clients to re-read); raises ``Stopping`` when the hub
+    ended it otherwise (a revoked session, a shutdown)."""
     if hub.closed:
         raise Stopping("the gateway is stopping")
     try:
-        sub = await hub.subscribe(topic, authorization, client_ip)
+        sub = await hub.subscribe(topic, authorization, client_ip, session)
     except Refused as exc:
         raise EventSourceError(str(exc), exc.status) from None
     except (StreamDown, UpstreamError) as exc:
@@ -82,6 +89,8 @@ async def hub_events(
             action = _action(data)
             if action:
                 yield action, data
+        if not sub.dropped:
+            raise Stopping("the subscription was ended (a revoked session, or a shutdown)")
     finally:
         sub.close()
 

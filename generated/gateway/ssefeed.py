@@ -93,13 +93,14 @@ class Feeds:
         client_ip: str,
         last_event_id: str | None,
         endpoint: str,
+        session: str | None = None,
     ) -> Subscriber:
         """A subscriber whose queue holds what it missed (or a ``reset``), once the feed's
         subscription is live; raises ``EventSourceError`` when it cannot be made."""
         key = _key(topic, authorization, client_ip)
         feed = self._feeds.get(key)
         if feed is None or feed.closed:
-            feed = self._feeds[key] = Feed(self, key, topic, authorization, client_ip)
+            feed = self._feeds[key] = Feed(self, key, topic, authorization, client_ip, session)
             feed.start()
         feed.hold()
         try:
@@ -130,12 +131,15 @@ class Feed:
         topic: str,
         authorization: bytes | None,
         client_ip: str,
+        session: str | None = None,
     ) -> None:
         self.feeds = feeds
         self.key = key
         self.topic = topic
         self._authorization = authorization
         self._client_ip = client_ip
+        #: The rolling session the credential came from: its revocation ends the feed.
+        self._session = session
         self.epoch = secrets.token_hex(4)
         self.seq = 0
         self.ring: deque[Event] = deque(maxlen=max(feeds.resume_events, 1))
@@ -284,6 +288,11 @@ class Feed:
                 if done:
                     current = None
                     gauge.dec()
+                    if not session.task.cancelled() and isinstance(
+                        session.task.exception(), Stopping
+                    ):  # a revoked session or a shutdown: the clients' streams end
+                        self._close_now()
+                        return
         finally:
             if current is not None:
                 current.close()
@@ -324,7 +333,7 @@ class _Session:
 
     @classmethod
     async def open(cls, feed: Feed) -> _Session:
-        events = feed.feeds.source(feed.topic, feed._authorization, feed._client_ip)
+        events = feed.feeds.source(feed.topic, feed._authorization, feed._client_ip, feed._session)
         try:
             first = await anext(events)
         except StopAsyncIteration:

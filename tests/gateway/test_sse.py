@@ -475,6 +475,11 @@ def test_rolling_session_keys_open_streams_and_get_tickets(
                 attachment = resp.json()
                 for reader in (by_key, by_ticket):
                     assert reader.record_event(attachment["id"])[0]["event"] == "create"
+                # a logout revokes the family: both streams made with it end (not re-opened with
+                # the PocketBase token the gateway still holds for them)
+                assert client.post("/api/hapta/logout", headers=auth(key)).status_code == 204
+                for reader in (by_key, by_ticket):
+                    assert reader.ended.wait(15), "a stream outlived its session's logout"
             assert pb.delete(f"{ATTACHMENTS}/{attachment['id']}", headers=auth(tokens["bob"])).status_code == 204
     finally:
         gateway.stop()

@@ -98,24 +98,29 @@ class SseStreams:
         credential = header(scope, b"authorization")
         if not credential:
             raise ApiError(401, NEEDS_AUTHORIZATION)
-        ticket, expires = await self.tickets.issue(credential)
+        session = (state(scope).session or "").encode()
+        ticket, expires = await self.tickets.issue(session + b"\n" + credential)
         body = orjson.dumps({"ticket": ticket, "expires": expires})
         await respond(scope, send, 200, [*JSON_HEADERS, (b"cache-control", b"no-store")], body)
 
-    async def _credential(self, scope: Scope, pairs: list[tuple[str, str]]) -> bytes | None:
-        """``Authorization``, or what a ``?ticket=`` stands for (spent now); never both."""
+    async def _credential(
+        self, scope: Scope, pairs: list[tuple[str, str]]
+    ) -> tuple[bytes | None, str | None]:
+        """``Authorization``, or what a ``?ticket=`` stands for (spent now), never both; with
+        the rolling session it came from (its revocation ends the stream)."""
         given = header(scope, b"authorization")
         ticket = first(pairs, "ticket")
         if not any(k == "ticket" for k, _ in pairs):
-            return given or None
+            return given or None, state(scope).session
         if given:
             raise invalid(
                 BAD_REQUEST, "ticket", "validation_invalid_ticket", "Send a ticket or a token."
             )
-        credential = await self.tickets.redeem(ticket) if ticket else None
-        if credential is None:
+        kept = await self.tickets.redeem(ticket) if ticket else None
+        if kept is None:
             raise ApiError(401, INVALID_TICKET)
-        return credential
+        session, _, credential = kept.partition(b"\n")
+        return credential, session.decode() or None
 
     # ------------------------------------------------------------------------ streams
 
@@ -126,14 +131,16 @@ class SseStreams:
         assert spec is not None
         pairs = query_pairs(scope["query_string"])
         _no_hidden(spec, first(pairs, "expand"))
-        credential = await self._credential(scope, pairs)
+        credential, session = await self._credential(scope, pairs)
         topic = _topic(spec, route.record_id, pairs)
         datastar = route.name == DATASTAR_LIST.name
         endpoint = "datastar" if datastar else "sse"
         last = None if datastar else _last_event_id(scope, pairs)
         with self.slots.slot(network_of(st.client)):
             try:
-                sub = await self.feeds.join(topic, credential, st.client, last, endpoint)
+                sub = await self.feeds.join(
+                    topic, credential, st.client, last, endpoint, session
+                )
             except EventSourceError:
                 raise ApiError(502, UPSTREAM_DOWN) from None
             clients = self.metrics.sse_clients_by.labels(endpoint)
