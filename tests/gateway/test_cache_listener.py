@@ -63,12 +63,17 @@ def lgw(listened: GatewayProcess) -> Iterator[httpx.Client]:
 
 
 def cached_read(lgw: httpx.Client, process: GatewayProcess, path: str, token: str | None = None) -> httpx.Response:
-    """Read ``path`` until it is a cache hit (no upstream call); that answer."""
-    lgw.get(path, headers=auth(token))
-    calls = process.upstream_calls()
-    resp = lgw.get(path, headers=auth(token))
-    assert process.upstream_calls() == calls, f"{path} was not cached"
-    return resp
+    """Read ``path`` until it is a cache hit (no upstream call); that answer. Polled against a
+    deadline: an invalidation from an earlier test's write may still be on its way through the
+    listener and drop the entry just stored (which is the listener doing its job)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lgw.get(path, headers=auth(token))
+        calls = process.upstream_calls()
+        resp = lgw.get(path, headers=auth(token))
+        if process.upstream_calls() == calls:
+            return resp
+        assert time.monotonic() < deadline, f"{path} was not cached"
 
 
 def seen_within(check: object, what: str) -> float:
