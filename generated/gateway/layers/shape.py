@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from ..asgi import ASGIApp, Message, Receive, Scope, Send, state
+from ..asgi import ASGIApp, Receive, Scope, Send, state
 from ..catalog import BY_NAME, COLLECTIONS
-from ..errors import UPSTREAM_DOWN, ApiError
+from ..reshape import Reshape
 from ..routing import BATCH
 from ..spec import CollectionSpec
 
@@ -51,52 +51,25 @@ class Shape:
         assert route is not None
         spec = route.collection
         if route is BATCH:
-            await self.app(scope, receive, _Buffer(send, lambda data: _batch(data, st.body)))
+            sent = st.body
+
+            async def change(data: Any) -> Any:
+                return _batch(data, sent)
+
         elif (
             spec is not None
             and spec.name in REACHING
             and (route.name in _SHAPED or route.name.startswith("auth."))
         ):
-            listing = route.name == "records.list"
-            await self.app(scope, receive, _Buffer(send, lambda data: _answer(spec, data, listing)))
+            read, listing = spec, route.name == "records.list"
+
+            async def change(data: Any) -> Any:
+                return _answer(read, data, listing)
+
         else:
             await self.app(scope, receive, send)
-
-
-class _Buffer:
-    """Holds a ``200`` JSON answer until its last piece, then sends it reshaped."""
-
-    __slots__ = ("change", "parts", "send", "start")
-
-    def __init__(self, send: Send, change: Any) -> None:
-        self.send = send
-        self.change = change
-        self.start: Message | None = None
-        self.parts: list[bytes] = []
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            if message["status"] == 200:
-                self.start = message
-                return
-            await self.send(message)
             return
-        if self.start is None:
-            await self.send(message)
-            return
-        self.parts.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        body = b"".join(self.parts)
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ApiError(502, UPSTREAM_DOWN) from None  # never pass on what cannot be checked
-        body = orjson.dumps(self.change(data))
-        headers = [(k, v) for k, v in self.start["headers"] if k != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await self.send({**self.start, "headers": headers})
-        await self.send({"type": "http.response.body", "body": body})
+        await self.app(scope, receive, Reshape(send, change, True))
 
 
 def strip(spec: CollectionSpec, record: Any) -> None:

@@ -16,6 +16,7 @@ from ..asgi import ASGIApp, Message, Receive, Scope, Send, header, read_body, st
 from ..errors import BAD_REQUEST, ApiError
 from ..extensions import AfterRead, Context, Loaded
 from ..gorequest import JSON, body_kind
+from ..reshape import Change, Reshape
 from ..routing import BATCH
 from ..spec import CollectionSpec
 
@@ -65,7 +66,7 @@ class Hooked:
             read_hooks = loaded.after_read.get((spec.name, _READS[route.name]))
             if read_hooks:
                 ctx = self.hooks.context(scope, spec.name, _READS[route.name], route.record_id)
-                await self.app(scope, receive, _Reshape(send, ctx, read_hooks))
+                await self.app(scope, receive, Reshape(send, _after_read(ctx, read_hooks), False))
                 return
         await self.app(scope, receive, send)
 
@@ -135,44 +136,12 @@ def _replaced(scope: Scope, body: bytes) -> tuple[Scope, Receive]:
     return {**scope, "headers": headers}, receive
 
 
-class _Reshape:
-    """Holds a ``200`` JSON answer, passes it through the ``after_read`` hooks, sends the result."""
+def _after_read(ctx: Context, hooks: list[AfterRead]) -> Change:
+    """The ``after_read`` hooks, one after the other, as one change of the answer."""
 
-    __slots__ = ("ctx", "hooks", "parts", "send", "start")
+    async def change(data: Any) -> Any:
+        for hook in hooks:
+            data = await hook(ctx, data)
+        return data
 
-    def __init__(self, send: Send, ctx: Context, hooks: list[AfterRead]) -> None:
-        self.send = send
-        self.ctx = ctx
-        self.hooks = hooks
-        self.start: Message | None = None
-        self.parts: list[bytes] = []
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            if message["status"] == 200:
-                self.start = message
-                return
-            await self.send(message)
-            return
-        if self.start is None:
-            await self.send(message)
-            return
-        self.parts.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        raw = b"".join(self.parts)
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:  # not a record or a page: nothing for the hooks
-            await self.send(self.start)
-            await self.send({"type": "http.response.body", "body": raw})
-            return
-        for hook in self.hooks:
-            data = await hook(self.ctx, data)
-        body = orjson.dumps(data)
-        headers = [
-            (k, v) for k, v in self.start["headers"] if k not in (b"content-length", b"etag")
-        ]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await self.send({**self.start, "headers": headers})
-        await self.send({"type": "http.response.body", "body": body})
+    return change
