@@ -94,7 +94,9 @@ class Listener:
                 try:
                     session = await self._open()
                 except Exception as exc:  # noqa: BLE001  (retried, whatever it was)
-                    _warn("cache listener: cannot subscribe to PocketBase's realtime", exc, delay)
+                    logs.warn_retry(
+                        "cache listener: cannot subscribe to PocketBase's realtime", exc, delay
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, BACKOFF_MAX)
                     continue
@@ -112,7 +114,7 @@ class Listener:
                     current = None
                     self._set_up(False)
                     self._flush()
-                    _warn("cache listener: the realtime stream ended; cache flushed", None, 0)
+                    logs.warn_retry("cache listener: the realtime stream ended; cache flushed")
         finally:
             if current is not None:
                 current.close()
@@ -187,12 +189,3 @@ def _nothing(tags: frozenset[str] | None) -> None:
 
 def _info(msg: str) -> None:
     logs.log.info(msg, extra={"fields": {"msg": msg}})
-
-
-def _warn(msg: str, exc: BaseException | None, retry: float) -> None:
-    fields: dict[str, object] = {"msg": msg}
-    if exc is not None:
-        fields["error"] = str(exc) or type(exc).__name__
-    if retry:
-        fields["retry_in"] = retry
-    logs.log.warning(msg, extra={"fields": fields})

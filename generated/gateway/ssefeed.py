@@ -261,7 +261,7 @@ class Feed:
                         self._live.set_exception(exc)
                         self._close_now()
                         return
-                    _warn("sse feed: cannot subscribe again", exc, delay)
+                    logs.warn_retry("sse feed: cannot subscribe again", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _BACKOFF_MAX)
                     continue
@@ -360,8 +360,3 @@ class _Session:
 def _key(topic: str, authorization: bytes | None, client_ip: str) -> str:
     digest = hashlib.sha256(authorization or b"").hexdigest()
     return f"{topic}\x00{digest}\x00{client_ip}"
-
-
-def _warn(msg: str, exc: BaseException, retry: float) -> None:
-    fields: dict[str, object] = {"msg": msg, "error": str(exc), "retry_in": retry}
-    logs.log.warning(msg, extra={"fields": fields})

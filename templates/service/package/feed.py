@@ -172,13 +172,13 @@ class Feed:
                 async with self._lock:
                     if self._stream is stream:
                         self._stream = None
-                _warn("realtime feed: the upstream stream ended; resubscribing", None, 0)
+                logs.warn_retry("realtime feed: the upstream stream ended; resubscribing")
             try:
                 async with self._lock:
                     if self._stream is None:
                         self._stream = await self._open(self._topics)
             except Exception as exc:  # noqa: BLE001  (retried, whatever it was)
-                _warn("realtime feed: cannot resubscribe", exc, delay)
+                logs.warn_retry("realtime feed: cannot resubscribe", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
@@ -198,7 +198,9 @@ class Feed:
                 self._old = None
                 self._seen.clear()
                 self._held.clear()
-                _warn("realtime feed: cannot rotate the upstream stream", exc, BACKOFF_MIN)
+                logs.warn_retry(
+                    "realtime feed: cannot rotate the upstream stream", exc, BACKOFF_MIN
+                )
                 return BACKOFF_MIN
             self._stream = new
         asyncio.get_running_loop().call_later(min(OVERLAP, self._rotate / 2), self._retire, old)
@@ -233,12 +235,3 @@ class Feed:
         else:
             seen[key] = count - 1
         return True
-
-
-def _warn(msg: str, exc: BaseException | None, retry: float) -> None:
-    fields: dict[str, object] = {"msg": msg}
-    if exc is not None:
-        fields["error"] = str(exc) or type(exc).__name__
-    if retry:
-        fields["retry_in"] = retry
-    logs.log.warning(msg, extra={"fields": fields})

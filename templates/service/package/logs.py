@@ -31,6 +31,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+def warn_retry(msg: str, exc: BaseException | None = None, retry: float = 0) -> None:
+    """A warning about something the gateway keeps retrying (an upstream stream, a
+    subscription): ``exc``'s text, and the seconds until the next attempt when there is one."""
+    fields: dict[str, object] = {"msg": msg}
+    if exc is not None:
+        fields["error"] = str(exc) or type(exc).__name__
+    if retry:
+        fields["retry_in"] = retry
+    log.warning(msg, extra={"fields": fields})
+
+
 def configure(level: str) -> None:
     """Send ``hapta.*`` loggers to stderr as JSON lines (idempotent)."""
     root = logging.getLogger("hapta")
