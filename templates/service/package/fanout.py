@@ -513,6 +513,12 @@ class Hub:
                     emptied = True
         for topic in topics - old:
             self._topics.setdefault(topic, set()).add(sink)
+        resync = self._resync
+        if topics and resync is not None and not resync.done():
+            # a resync in flight may be dropping one of these topics (its last client left just
+            # before this one came); it goes on until the subscription matches the topics held,
+            # these included: wait for it, so that no event is missed after this returns
+            await asyncio.wait({resync})
         feed = self._feed
         if topics and (feed is None or not topics <= set(feed.topics)):
             await self._sync()

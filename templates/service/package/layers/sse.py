@@ -138,9 +138,7 @@ class SseStreams:
         last = None if datastar else _last_event_id(scope, pairs)
         with self.slots.slot(network_of(st.client)):
             try:
-                sub = await self.feeds.join(
-                    topic, credential, st.client, last, endpoint, session
-                )
+                sub = await self.feeds.join(topic, credential, st.client, last, endpoint, session)
             except EventSourceError:
                 raise ApiError(502, UPSTREAM_DOWN) from None
             clients = self.metrics.sse_clients_by.labels(endpoint)
