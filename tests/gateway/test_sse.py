@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import socket
 import threading
@@ -382,6 +383,19 @@ def test_datastar_events_are_valid_datastar_sse(
         assert patch["mode"] == "remove" and patch["selector"] == f"#posts-{post['id']}"
         counted = stream.next(lambda b: b.get("event") == "datastar-patch-signals")
         assert json.loads(datastar_event(counted)["signals"]) == {"posts": {"count": total}}
+
+
+def test_datastar_keeps_record_ids_when_fields_leave_them_out(
+    sse_gw: GatewayProcess, gwc: httpx.Client, tokens: dict[str, str]
+) -> None:
+    total = min(gwc.get(POSTS, params={"perPage": 1}).json()["totalItems"], 100)
+    with SseReader(f"{sse_gw.url}/datastar/posts?fields=title") as stream:
+        elements = datastar_event(stream.next())["elements"]
+        assert len(re.findall(r'id="posts-[a-z0-9]+"', elements)) == total
+        post = create_post(gwc, tokens["alice"], "alice", "fields without id")
+        created = datastar_event(stream.next(lambda b: post["id"] in b.get("data", "")))
+        assert f'id="posts-{post["id"]}"' in created["elements"]
+        assert gwc.delete(f"{POSTS}/{post['id']}", headers=auth(tokens["alice"])).status_code == 204
 
 
 def test_the_demo_page_updates_in_a_headless_browser(

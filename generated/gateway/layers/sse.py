@@ -133,8 +133,10 @@ class SseStreams:
         pairs = query_pairs(scope["query_string"])
         _no_hidden(spec, first(pairs, "expand"))
         credential, session = await self._credential(scope, pairs)
-        topic = _topic(spec, route.record_id, pairs)
         datastar = route.name == DATASTAR_LIST.name
+        if datastar:
+            pairs = _with_id(pairs)
+        topic = _topic(spec, route.record_id, pairs)
         endpoint = "datastar" if datastar else "sse"
         last = None if datastar else _last_event_id(scope, pairs)
         with self.slots.slot(network_of(st.client)):
@@ -340,6 +342,19 @@ def _no_hidden(spec: CollectionSpec, expand: str) -> None:
                 "validation_not_allowed",
                 f"{target.name!r} has hidden fields: not available as a stream.",
             )
+
+
+def _with_id(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``fields`` with ``id`` added when it leaves it out: a Datastar element is found by its
+    record's id (``element_id``)."""
+    out = []
+    for key, value in pairs:
+        if key == "fields" and value.strip():
+            names = {name.strip().partition(":")[0] for name in value.split(",")}
+            if not names & {"id", "*"}:
+                value += ",id"
+        out.append((key, value))
+    return out
 
 
 def _topic(spec: CollectionSpec, record_id: str, pairs: list[tuple[str, str]]) -> str:
