@@ -80,6 +80,16 @@ class ReadPlan:
     ttl: float | None = None
 
 
+def key_size(plan: ReadPlan) -> int:
+    """About the bytes ``plan.key`` holds (path, query pairs, ``Origin``, credential), for the
+    store's byte bound."""
+    path, pairs, origin, credential = plan.key
+    assert isinstance(path, str) and isinstance(pairs, tuple)
+    assert isinstance(origin, bytes | None) and isinstance(credential, bytes)
+    query = sum(len(k) + len(v) + 16 for k, v in pairs)
+    return len(path) + query + len(origin or b"") + len(credential) + 64
+
+
 def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
     """The plan for a GET list/view, or ``None`` when it must not be cached."""
     origins: list[bytes] | None = None
@@ -90,13 +100,15 @@ def read_plan(route: Route, scope: Scope) -> ReadPlan | None:
         elif name == b"origin":
             origins = [value] if origins is None else [*origins, value]
     origin = None if origins is None else b"\n".join(origins)
+    if origin is not None and len(origin) > MAX_ORIGIN:
+        return None  # a real one is a scheme and a host: this one would only make keys large
     path: str = scope["path"]
     query: bytes = scope["query_string"]
     memo = (path, query, origin)
     static = _STATIC.get(memo, _UNKNOWN)
     if static is _UNKNOWN:
         static = _static(route, _pairs(query), path, origin)
-        if len(path) + len(query) <= _MEMO_LENGTH:
+        if len(path) + len(query) + len(origin or b"") <= _MEMO_LENGTH:
             if len(_STATIC) >= _MEMO_SIZE:
                 _STATIC.clear()
             _STATIC[memo] = static
@@ -145,6 +157,9 @@ class _Static:
     #: The plan of a caller without a credential (made once: the guests' key is the shared one).
     guest: ReadPlan
 
+
+#: The longest ``Origin`` an answer is cached under (a longer one passes through uncached).
+MAX_ORIGIN = 256
 
 _STATIC: dict[tuple[str, bytes, bytes | None], _Static | None] = {}
 _UNKNOWN = object()

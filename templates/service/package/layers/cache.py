@@ -23,7 +23,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..asgi import ASGIApp, Headers, Message, Receive, Scope, Send, header, respond, state
-from ..cachepolicy import READ_ONLY_AUTH, READS, RECORD_WRITES, ReadPlan, read_plan, write_tags
+from ..cachepolicy import (
+    READ_ONLY_AUTH,
+    READS,
+    RECORD_WRITES,
+    ReadPlan,
+    key_size,
+    read_plan,
+    write_tags,
+)
 from ..cachestore import CacheStore, Entry
 from ..metrics import Metrics
 from ..routing import BATCH
@@ -119,8 +127,8 @@ class Cache:
             self.metrics.cache_misses.inc()
             capture = _Capture(send, store.max_entry)
             await self.app(scope, receive, capture)
-            key_size = len(scope["path"]) + 2 * len(scope["query_string"]) + 64
-            entry = capture.entry(plan.tags, time.monotonic() + self.ttl(plan.ttl), key_size)
+            lifetime = time.monotonic() + self.ttl(plan.ttl)
+            entry = capture.entry(plan.tags, lifetime, key_size(plan))
             if entry is not None:
                 store.put(plan.key, entry, started)
                 if versions:  # Redis checks the versions: a stale fill is never served there
