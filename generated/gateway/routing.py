@@ -37,6 +37,9 @@ MISSING_FILE_COLLECTION = "Missing or invalid collection context."
 MISSING_AUTH_COLLECTION = "Missing or invalid auth collection context."
 _READ = ("GET", "HEAD", "OPTIONS")
 _ENCODED_SEPARATOR = re.compile(rb"%(2[fFeE]|5[cC])")
+#: A record id in a stream path (``/sse/<collection>/<id>``): it becomes part of a PocketBase
+#: topic, so nothing that topic syntax reads (``?options=``, ``#``, ``/``) may come with it.
+_STREAM_RECORD_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,8 @@ def _stream_route(method: str, path: str) -> Route:
     if head == "sse" and n in (2, 3):
         spec = _collection(parts[1], MISSING_COLLECTION)
         if n == 3:
+            if not _STREAM_RECORD_ID.fullmatch(parts[2]):
+                raise ApiError(404, NOT_FOUND)
             return _allow(method, ("GET",), Route(SSE_VIEW.name, spec, parts[2]))
         return _allow(method, ("GET",), Route(SSE_LIST.name, spec))
     if head == "datastar" and n == 2:

@@ -142,6 +142,12 @@ def test_queries_are_checked_like_a_list(sse_gw: GatewayProcess, gwc: httpx.Clie
     assert gwc.get("/sse/nope").status_code == 404  # unknown or excluded: never reachable
     assert gwc.get("/datastar/nope").status_code == 404
     assert gwc.get("/sse/posts/x/y").status_code == 404
+    # a record id carrying topic syntax (decoded from %3F) would smuggle ?options= past the checks
+    smuggled = '/sse/posts/abc%3Foptions=%7B%22query%22:%7B%22expand%22:%22nope%22%7D%7D'
+    before = sse_gw.upstream_calls()
+    assert gwc.get(smuggled).status_code == 404
+    assert gwc.get("/sse/posts/abc%23x").status_code == 404
+    assert sse_gw.upstream_calls() == before
 
 
 def test_filter_and_fields_shape_the_events(
