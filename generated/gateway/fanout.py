@@ -76,6 +76,11 @@ GAP = "PB_CONNECT"
 HEARTBEAT = b":\n\n"
 #: Seconds after which a client that has not subscribed is sent ``PB_CONNECT`` again.
 REMIND = 2.0
+#: Record topics (``posts/<id>``) the shared subscription holds at most (PocketBase takes 1,000
+#: topics per subscription; a collection's own topics are always shared): a client's shareable
+#: record topics beyond it go on its own stream instead, so one client naming many records
+#: cannot fill the shared subscription and have every other client's refused.
+MAX_SHARED = 500
 _ALPHABET = string.ascii_letters + string.digits
 #: Who is subscribing, as far as what PocketBase shows them differs (``caller_kind``).
 GUEST, USER, SUPERUSER = "guest", "user", "superuser"
@@ -119,6 +124,12 @@ def shared_topic(topic: str, caller: str) -> bool:
     if caller == SUPERUSER:
         return not any(f.hidden for f in spec.fields) and spec.kind != "auth"
     return caller == GUEST or spec.kind != "auth"
+
+
+def _names_record(topic: str) -> bool:
+    """``name/<id>``, as opposed to a collection's own ``name/*`` or ``name``."""
+    _, slash, rest = topic.partition("/")
+    return bool(slash) and rest != "*"
 
 
 class Sink:
@@ -401,7 +412,13 @@ class Hub:
         ``StreamDown`` or ``UpstreamError`` (PocketBase unreachable)."""
         wanted = list(dict.fromkeys(t for t in topics if t))
         caller = caller_kind(authorization)
-        shared = frozenset(t for t in wanted if shared_topic(t, caller))
+        shareable = [t for t in wanted if shared_topic(t, caller)]
+        # a collection's own topics (``posts/*``, ``posts``) are few and always shared; topics
+        # naming a record share what room the bound leaves
+        records = [t for t in shareable if t not in self._topics and _names_record(t)]
+        taken = sum(1 for t in self._topics.keys() - sink.shared if _names_record(t))
+        over = frozenset(records[max(MAX_SHARED - taken, 0) :])
+        shared = frozenset(t for t in shareable if t not in over)
         private = [t for t in wanted if t not in shared]
         if session is not None:
             sink.session = session

@@ -108,6 +108,32 @@ def test_two_hundred_clients_share_one_upstream_stream(
     wait_until(lambda: metric(fanout_gateway, "hapta_sse_clients") == 0, what="every client released")
 
 
+def test_one_client_naming_many_records_cannot_fill_the_shared_subscription(
+    fanout_gateway: GatewayProcess, pb: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """PocketBase takes 1,000 topics per subscription: a client naming 1,000 public records gets
+    the ones past the shared subscription's bound on a stream of its own, and another client's
+    ``posts/*`` is still shared and served."""
+
+    async def scenario() -> tuple[dict[str, Any], float]:
+        async with httpx.AsyncClient(base_url=fanout_gateway.url, timeout=30) as client:
+            greedy = await SSEClient.open(fanout_gateway.url)
+            await subscribe(client, greedy, [f"posts/{n:015d}" for n in range(1000)])
+            other = await SSEClient.open(fanout_gateway.url)
+            await subscribe(client, other, ["posts/*"])
+            post = await asyncio.to_thread(write_post, pb, tokens["superuser"], "past the greedy")
+            event = await record_event(other, "posts/*", post)
+            upstream = metric(fanout_gateway, "hapta_upstream_streams", endpoint="realtime")
+            greedy.close()
+            other.close()
+            assert pb.delete(f"{POSTS}/{post}", headers=auth(tokens["superuser"])).status_code == 204
+            return event, upstream
+
+    event, upstream = asyncio.run(scenario())
+    assert event["action"] == "create"
+    assert upstream == 2  # the shared stream, and the greedy client's own for what did not fit
+
+
 @pytest.mark.parametrize("fanout_gateway", [{"HAPTA_SSE_BUFFER": "65536", "HAPTA_SEND_TIMEOUT": "3"}],
                          indirect=True)
 def test_a_slow_client_is_dropped_and_the_others_keep_receiving(
