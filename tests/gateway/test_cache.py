@@ -444,3 +444,17 @@ def test_several_workers_serve_without_a_cache(gw_pb: PocketBaseServer, tmp_path
 
 def test_the_gateway_says_at_start_that_ttls_are_short(cached: GatewayProcess) -> None:
     assert "are not observed without PB_SUPERUSER_EMAIL" in cached.log()
+
+
+# --------------------------------------------------------------------------------- bounds
+
+
+def test_a_long_origin_is_not_cached_under(cached: GatewayProcess, cgw: httpx.Client) -> None:
+    """Origin is part of a key (CORS answers vary by it): a made-up long one would make large
+    keys, so such a read passes through uncached; a real one is cached."""
+    path = "/api/collections/posts/records?perPage=3"
+    for origin, cached_again in (("https://app.example", True), ("https://" + "x" * 4000, False)):
+        cgw.get(path, headers={"Origin": origin})
+        before = cached.upstream_calls()
+        assert cgw.get(path, headers={"Origin": origin}).status_code == 200
+        assert (cached.upstream_calls() == before) is cached_again
