@@ -32,12 +32,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from . import logs
 from .cachestore import Entry, Key
 from .metrics import Metrics
+from .resp import redis_py
 
 _PREFIX = "hapta:cache:"
 _CHANNEL = _PREFIX + "invalidate"
@@ -65,10 +65,7 @@ _DOWN = Found(None, None)
 
 class SharedTier:
     def __init__(self, url: str, metrics: Metrics) -> None:
-        url = url.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1)
-        self._client: Any = aioredis.Redis.from_url(
-            url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
-        )
+        self._client: Any = redis_py(url, _TIMEOUT)
         self._metrics = metrics
         self._node = os.urandom(8).hex()
         self._local: LocalInvalidate = _nothing

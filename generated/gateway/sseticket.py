@@ -18,10 +18,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .errors import ApiError
+from .resp import redis_py
 
 STORE_DOWN = "The ticket store is unavailable; try again shortly."
 
@@ -78,11 +78,7 @@ class RedisTickets:
     """Tickets in Valkey/Redis under ``hapta:sse:t:<sha256>``, expiring there by themselves."""
 
     def __init__(self, url: str, ttl: float, timeout: float, prefix: str = "hapta:sse:t:") -> None:
-        if url.startswith(("valkey://", "valkeys://")):
-            url = "redis" + url[len("valkey") :]
-        self._redis: Any = aioredis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        self._redis: Any = redis_py(url, timeout)
         self._prefix = prefix
         self.ttl = ttl
 

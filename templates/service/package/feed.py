@@ -97,6 +97,9 @@ class Feed:
                 self._stream = await self._open(wanted)
             elif wanted != self._topics:
                 await self._post(self._stream.connected.result(), wanted)
+            if self._closed:  # closed while PocketBase answered: nothing may outlive it
+                self.close()
+                raise StreamDown("the feed is closed")
             self._topics = wanted
             if self._keeper is None:
                 self._keeper = asyncio.get_running_loop().create_task(

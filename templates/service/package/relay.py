@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import stat
 import string
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from typing import Any
 import orjson
 
 from . import logs
+from .resp import redis_py
 
 TOKEN_LENGTH = 8
 #: Seconds a process waits for another node's answer (it may open an upstream stream first).
@@ -45,7 +47,22 @@ class RelayUnavailable(Exception):
 
 
 def socket_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"hapta-realtime-{os.getuid()}"
+    """``$XDG_RUNTIME_DIR`` (private to the user) when set, else the temporary directory."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"hapta-realtime-{os.getuid()}"
+
+
+def _own_private_dir(directory: Path) -> None:
+    """Make ``directory`` (mode 0700) or check that the one there is this user's own, private
+    and not a link: another local user must not be able to place or read sockets there (a
+    relayed subscription carries the client's ``Authorization``)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    found = os.lstat(directory)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise RuntimeError(
+            f"realtime relay: {directory} is not a private directory of this user (mode 0700); "
+            "remove it, or set XDG_RUNTIME_DIR to one"
+        )
 
 
 class Relay:
@@ -73,8 +90,7 @@ class Relay:
         async with self._lock:
             if self._server is not None:
                 return
-            self.directory.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(self.directory, 0o700)
+            _own_private_dir(self.directory)
 
             async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 try:
@@ -105,12 +121,7 @@ class Relay:
 
     async def _listen(self) -> None:
         """Subscribe to this process's channel (before any client id is handed out)."""
-        from redis import asyncio as aioredis  # loaded only with HAPTA_REDIS_URL
-
-        url = self._redis_url or ""
-        if url.startswith(("valkey://", "valkeys://")):
-            url = "redis" + url[len("valkey") :]
-        self._redis = aioredis.from_url(url)
+        self._redis = redis_py(self._redis_url or "", 5.0)
         pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(_CHANNEL + self.token)
@@ -124,12 +135,14 @@ class Relay:
     async def _read(self, pubsub: Any) -> None:
         try:
             while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None or message.get("type") != "message":
                     continue
                 try:
                     data = orjson.loads(message["data"])
                 except orjson.JSONDecodeError:
+                    continue
+                if not isinstance(data, dict):
                     continue
                 if "answer" in data:
                     waiting = self._waiting.pop(str(data.get("id")), None)
@@ -190,9 +203,10 @@ class Relay:
         except OSError:
             raise RelayUnavailable(token) from None
         try:
-            writer.write(orjson.dumps(request) + b"\n")
-            await writer.drain()
-            line = await reader.readline()
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                writer.write(orjson.dumps(request) + b"\n")
+                await writer.drain()
+                line = await reader.readline()
         finally:
             writer.close()
         if not line:

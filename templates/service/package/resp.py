@@ -279,3 +279,15 @@ class FastRedis:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def redis_py(url: str, timeout: float, **options: Any) -> Any:
+    """A redis-py asyncio client for ``url`` (``valkey://`` and ``valkeys://`` read as
+    ``redis://`` and ``rediss://``) that fails within ``timeout`` seconds to connect and per
+    reply: the one way the gateway makes one (redis-py is loaded only then)."""
+    from redis import asyncio as aioredis
+
+    for scheme in ("valkey", "valkeys"):
+        if url.startswith(scheme + "://"):
+            url = "redis" + url[len("valkey") :]
+    return aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, **options)

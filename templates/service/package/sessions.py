@@ -38,10 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .resp import Arg, FastRedis, ReplyError
+from .resp import Arg, FastRedis, ReplyError, redis_py
 
 #: ``resolve`` outcomes besides a token.
 UNKNOWN = "unknown"
@@ -361,9 +360,7 @@ class RedisStore:
         #: of redis-py's cost); the rarer writes through redis-py.
         self._fast = FastRedis(url, timeout)
         self._resolve_sha = hashlib.sha1(_RESOLVE.encode()).hexdigest()
-        if url.startswith(("valkey://", "valkeys://")):
-            url = "redis" + url[len("valkey") :]
-        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._redis: Any = redis_py(url, timeout, decode_responses=True)
         self._prefix = prefix
         self._create = self._redis.register_script(_CREATE)
         self._rotate = self._redis.register_script(_ROTATE)
