@@ -375,6 +375,23 @@ def test_before_write_runs_inside_a_batch(
     assert _comment(policy_pb, record_id)["text"] == "From a batch [via gateway]"
 
 
+def test_a_batch_write_hooks_could_not_see_whole_is_refused(
+    policy_gw: GatewayProcess, client: httpx.Client, users: dict[str, str]
+) -> None:
+    """PocketBase merges a batch item's URL query into its fields, and an upsert may update:
+    neither can carry a hooked collection's write past its hook."""
+    body = {"post": "pst000000000002", "author": USER_IDS["carol"], "text": "fine"}
+    before = policy_gw.upstream_calls()
+    for item in (
+        {"method": "POST", "url": f"{COMMENTS}?text=spam", "body": body},
+        {"method": "PUT", "url": COMMENTS, "body": {**body, "text": "spam"}},
+    ):
+        resp = client.post("/api/batch", json={"requests": [item]}, headers=auth(users["carol"]))
+        assert resp.status_code == 400, resp.text
+        assert "write hooks" in resp.json()["message"]
+    assert policy_gw.upstream_calls() == before
+
+
 def test_after_read_reshapes_lists_and_records_on_hits_too(
     policy_gw: GatewayProcess, client: httpx.Client
 ) -> None:

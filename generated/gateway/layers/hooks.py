@@ -24,7 +24,13 @@ from ..spec import CollectionSpec
 UNSUPPORTED = "Unsupported Content-Type."
 _WRITES = {"records.create": "create", "records.update": "update"}
 _READS = {"records.list": "list", "records.view": "view"}
-_BATCH_METHODS = {"POST": "create", "PUT": "create", "PATCH": "update"}
+_BATCH_METHODS = {"POST": "create", "PATCH": "update"}
+#: A batch write a hook could not see whole: PocketBase merges the item's URL query into its
+#: fields, and an upsert (``PUT``) may create or update.
+HOOKED_BATCH_ITEM = (
+    "A batch write to a collection with write hooks must be POST or PATCH, with its fields in "
+    "the body only."
+)
 
 
 @dataclass
@@ -93,12 +99,16 @@ class Hooked:
         for item in requests:
             if not isinstance(item, dict):
                 continue
-            operation = _BATCH_METHODS.get(str(item.get("method", "")).upper())
-            spec, record_id = _batch_target(str(item.get("url", "")))
-            hooks = (
-                self.hooks.loaded.before_write.get((spec.name, operation or "")) if spec else None
-            )
-            if spec is None or not hooks:
+            method = str(item.get("method", "")).upper()
+            url = str(item.get("url", ""))
+            spec, record_id = _batch_target(url)
+            if spec is None or not any(c == spec.name for c, _ in self.hooks.loaded.before_write):
+                continue
+            operation = _BATCH_METHODS.get(method)
+            if method == "PUT" or ("?" in url and operation):
+                raise ApiError(400, HOOKED_BATCH_ITEM)
+            hooks = self.hooks.loaded.before_write.get((spec.name, operation or ""))
+            if not hooks:
                 continue
             body = item.get("body")
             body = dict(body) if isinstance(body, dict) else {}
