@@ -24,9 +24,10 @@ from .errors import ApiError
 from .resp import redis_py
 
 STORE_DOWN = "The ticket store is unavailable; try again shortly."
+TOO_MANY_TICKETS = "Too many stream tickets are waiting to be used; try again shortly."
 
-#: Expired tickets are swept when this many are held.
-_SWEEP_AT = 1024
+#: Live tickets one process holds at most (in memory; each is a few hundred bytes).
+MAX_TICKETS = 100_000
 
 
 class Tickets(Protocol):
@@ -57,8 +58,14 @@ class MemoryTickets:
 
     async def issue(self, credential: bytes) -> tuple[str, str]:
         now = time.time()
-        if len(self._held) >= _SWEEP_AT:
-            self._held = {k: v for k, v in self._held.items() if v[0] > now}
+        held = self._held
+        while held:  # one ttl for all: the oldest ticket is the first to expire
+            oldest = next(iter(held))
+            if held[oldest][0] > now:
+                break
+            del held[oldest]
+        if len(held) >= MAX_TICKETS:
+            raise ApiError(503, TOO_MANY_TICKETS)
         ticket = secrets.token_urlsafe(32)
         expires = now + self.ttl
         self._held[_hash(ticket)] = (expires, credential)
