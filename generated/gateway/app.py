@@ -49,6 +49,9 @@ from .upstream import Upstream, UpstreamError
 _NOT_FOUND = envelope(404, NOT_FOUND)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+#: Paths the request chain answers: PocketBase's API and the gateway's own streams.
+_CHAIN_PREFIXES = ("/api/", *STREAM_PREFIXES)
+
 
 class StartupError(Exception):
     """The gateway cannot serve with these settings (one line, for the operator)."""
@@ -81,7 +84,7 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
-            if path.startswith(("/api/", *STREAM_PREFIXES)) and self.api is not None:
+            if path.startswith(_CHAIN_PREFIXES) and self.api is not None:
                 await self.api(scope, receive, send)
             elif path.startswith(PAGE_PREFIXES) and self.pages is not None:
                 await self.pages(scope, receive, send)

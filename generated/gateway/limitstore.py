@@ -85,10 +85,10 @@ class MemoryWindows:
         without the lists."""
         log = self._logs.get(key)
         if log is None:
+            if len(self._logs) >= self._sweep_at:  # before the new key: the sweep drops empty logs
+                self._sweep(now)
             log = self._logs[key] = deque()
             self._windows[key] = window
-            if len(self._logs) > self._sweep_at:
-                self._sweep(now)
         start = now - window
         while log and log[0] <= start:
             log.popleft()
@@ -268,11 +268,15 @@ class TokenBook:
         self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._errors = redis_errors() if client is not None else ()
 
-    async def remember(self, token_hash: str, identity: str, ttl: int) -> None:
-        self._known[token_hash] = (identity, time.monotonic() + ttl)
+    def _keep(self, token_hash: str, identity: str, seconds: float) -> None:
+        """Hold ``identity`` here for ``seconds`` (at most ``LIMIT`` entries, oldest dropped)."""
+        self._known[token_hash] = (identity, time.monotonic() + seconds)
         self._known.move_to_end(token_hash)
         while len(self._known) > self.LIMIT:
             self._known.popitem(last=False)
+
+    async def remember(self, token_hash: str, identity: str, ttl: int) -> None:
+        self._keep(token_hash, identity, ttl)
         if self.client is not None:
             try:
                 await self.client.call(b"SET", PREFIX + "tok:" + token_hash, identity, b"EX", ttl)
@@ -294,5 +298,5 @@ class TokenBook:
         if value is None:
             return None
         identity = str(value.decode())
-        self._known[token_hash] = (identity, time.monotonic() + self.REMOTE_CACHE)
+        self._keep(token_hash, identity, self.REMOTE_CACHE)
         return identity

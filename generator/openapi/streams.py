@@ -20,9 +20,6 @@ from .paths import (
 )
 from .schemas import event_name, ref
 
-#: Path prefixes of the gateway's own streams (tests leave them out of fuzzing: they never end).
-STREAM_PREFIXES = ("/sse/", "/datastar/")
-
 _TICKET = {
     "name": "ticket",
     "in": "query",
@@ -43,7 +40,11 @@ _LAST_EVENT_ID = {
 
 
 def stream_paths(ir: SchemaIR, tag: str) -> dict[str, Any]:
-    live = [c for c in ir.collections if c.type != "view"]
+    # what the gateway serves as a stream: not a view (no events), not left out by the
+    # collection's operations (a 405), not with hidden fields (refused: events are relayed whole)
+    live = [
+        c for c in ir.collections if c.type != "view" and "realtime" in c.operations and not c.withheld
+    ]
     out: dict[str, Any] = {}
     if not live:
         return out

@@ -147,6 +147,9 @@ def test_openapi_omits_what_is_not_exposed(client: httpx.Client) -> None:
     assert "get" in record and "patch" not in record and "delete" not in record
     assert "contact" not in spec["components"]["schemas"]["PostsRecord"]["properties"]
     assert "bio" not in spec["components"]["schemas"]["UsersRecord"]["properties"]
+    # streams: not for attachments (no realtime operation), nor posts (hidden fields); comments yes
+    assert "/sse/attachments" not in spec["paths"] and "/datastar/attachments" not in spec["paths"]
+    assert "/sse/posts" not in spec["paths"] and "/sse/comments" in spec["paths"]
 
 
 # --------------------------------------------------------------------------- hidden fields
