@@ -261,6 +261,9 @@ class Feed:
                         self._live.set_exception(exc)
                         self._close_now()
                         return
+                    if exc.status in (401, 403, 404):  # refused now (an expired credential...):
+                        self._close_now()  # the clients reconnect and are answered then
+                        return
                     logs.warn_retry("sse feed: cannot subscribe again", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _BACKOFF_MAX)

@@ -28,6 +28,7 @@ class Fragments:
             autoescape=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # read once: no file check per event and client
         )
         self._env.filters["value"] = value
 

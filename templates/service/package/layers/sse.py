@@ -264,9 +264,10 @@ class _DatastarWriter(_Writer):
             )
         elif record_id in shown:  # an update, or a create the first list read already had
             patch = SSE.patch_elements(self.fragments.render(name, record))
-        else:  # a create, or an update that brought the record into the caller's view
+        else:  # a create, or an update to a record not on the page (shown from now on)
             shown.add(record_id)
-            self.lister.count += 1
+            if event.name == "create":  # an update changes no total
+                self.lister.count += 1
             patch = SSE.patch_elements(
                 self.fragments.render(name, record),
                 selector=f"#{list_id(name)}",
