@@ -61,6 +61,12 @@ class Subscriber:
     position: str = ""
 
 
+#: Feeds kept open with no client (for resumes) at most: past it the oldest closes, so clients
+#: that come and go with ever new queries cannot hold upstream subscriptions without a stream
+#: slot (``HAPTA_MAX_STREAMS*`` count the connected ones).
+MAX_LINGERING = 256
+
+
 class Feeds:
     """The node's feeds by key; ``join`` and ``leave`` are the only entry points."""
 
@@ -81,6 +87,8 @@ class Feeds:
         self.resume_events = resume_events
         self.resume_window = resume_window
         self._feeds: dict[str, Feed] = {}
+        #: Feeds without a client, oldest first.
+        self.lingering: dict[Feed, None] = {}
 
     def __len__(self) -> int:
         return len(self._feeds)
@@ -163,6 +171,7 @@ class Feed:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
+            self.feeds.lingering.pop(self, None)
 
     def release(self) -> None:
         self._holds -= 1
@@ -172,6 +181,10 @@ class Feed:
             else:
                 loop = asyncio.get_running_loop()
                 self._linger = loop.call_later(self.feeds.resume_window, self._close_now)
+                lingering = self.feeds.lingering
+                lingering[self] = None
+                if len(lingering) > MAX_LINGERING:
+                    next(iter(lingering))._close_now()
 
     def add(self, endpoint: str, last_event_id: str | None) -> Subscriber:
         queue: asyncio.Queue[Event] = asyncio.Queue(self.feeds.client_buffer)
@@ -307,6 +320,10 @@ class Feed:
         if self.closed:
             return
         self.closed = True
+        self.feeds.lingering.pop(self, None)
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         self.feeds._forget(self)
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
