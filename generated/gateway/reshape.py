@@ -15,13 +15,17 @@ from .errors import UPSTREAM_DOWN, ApiError
 
 Change = Callable[[Any], Awaitable[Any]]
 
+#: The largest answer held to be changed (a page of large records is a few MiB): past it a
+#: ``strict`` answer is a 502 and any other passes unchanged, so memory stays bounded.
+MAX_ANSWER = 16 * 1024 * 1024
+
 
 class Reshape:
     """``change`` gets the decoded answer and returns what to send (re-encoded, its length
     recomputed, any ``ETag`` dropped: the bytes differ). ``strict``: an answer that is not JSON
     is a 502 (never pass on what could not be checked); else it passes unchanged."""
 
-    __slots__ = ("change", "parts", "send", "start", "strict")
+    __slots__ = ("change", "parts", "send", "size", "start", "strict")
 
     def __init__(self, send: Send, change: Change, strict: bool) -> None:
         self.send = send
@@ -29,6 +33,7 @@ class Reshape:
         self.strict = strict
         self.start: Message | None = None
         self.parts: list[bytes] = []
+        self.size = 0
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -40,7 +45,20 @@ class Reshape:
         if self.start is None:
             await self.send(message)
             return
-        self.parts.append(message.get("body", b""))
+        piece: bytes = message.get("body", b"")
+        self.size += len(piece)
+        if self.size > MAX_ANSWER:
+            if self.strict:
+                raise ApiError(502, UPSTREAM_DOWN)
+            start, self.start = self.start, None  # from now on it passes as it comes
+            await self.send(start)
+            for part in (*self.parts, piece):
+                await self.send({"type": "http.response.body", "body": part, "more_body": True})
+            self.parts = []
+            if not message.get("more_body", False):
+                await self.send({"type": "http.response.body", "body": b""})
+            return
+        self.parts.append(piece)
         if message.get("more_body", False):
             return
         raw = b"".join(self.parts)
