@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema_rs
 
 from .errors import field_error
+from .gorequest import json_field_value
 from .jsonschemas import SCHEMAS
 from .spec import CollectionSpec
 
@@ -43,7 +44,7 @@ def json_errors(spec: CollectionSpec, data: Any, *, create: bool) -> dict[str, A
         return {}
     out: dict[str, Any] = {}
     for name, validator in validators.items():
-        value = data.get(name)
+        value = json_field_value(data.get(name))  # what PocketBase will store
         field = spec.field_by_name.get(name)
         if _blank(value) and field is not None and field.required and (create or name in data):
             out[name] = field_error("validation_required", "Cannot be blank.")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from .catalog import BY_NAME, COLLECTIONS
 from .errors import BAD_REQUEST, NOT_FOUND, ApiError, field_error, invalid
-from .gorequest import payload, query_pairs, url_form_pairs
+from .gorequest import json_field_value, payload, query_pairs, url_form_pairs
 from .jsonchecks import TYPED, json_errors, typed_fields
 from .routing import match
 from .spec import CollectionSpec, FieldSpec
@@ -368,10 +368,12 @@ def _form_value(field: FieldSpec | None, key: str, values: list[str]) -> Any:
         text = values[-1]
         if text == "":
             return _SKIP if field.type == "geoPoint" else None
+        if field.type == "json":
+            return json_field_value(text)
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
-            return text if field.type == "json" else {"invalid": text}
+            return {"invalid": text}
     if field.type in ("number", "bool") and values[-1] == "":
         return _SKIP
     # select/relation/file modifiers (`tags+`, `gallery-`) take lists even on single fields

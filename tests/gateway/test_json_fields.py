@@ -45,6 +45,7 @@ BAD_META = [
     ({"wordCount": -3}, ("meta", "wordCount"), "validation_json_schema"),
     ({"tags": ["a", "a"]}, ("meta", "tags"), "validation_json_schema"),
     ({"featured": "yes"}, ("meta", "featured"), "validation_json_schema"),
+    ('{"tags": ["ok", 5]}', ("meta", "tags", "1"), "validation_json_schema"),  # JSON text: read as PocketBase stores it
     ("just text", ("meta",), "validation_json_schema"),
     ([1, 2], ("meta",), "validation_json_schema"),
 ]
@@ -112,6 +113,10 @@ def test_valid_meta_is_created_and_parses_typed(gw: httpx.Client, tokens: dict[s
         assert isinstance(record.meta, models.PostsMeta)
         assert record.meta.lang == "pt-BR" and record.meta.wordCount == 120
         assert [t.root for t in record.meta.tags] == ["news", "go"]
+        # a string of JSON text is stored as that value by PocketBase, so it is checked as one
+        as_text = gw.patch(f"{POSTS}/{created['id']}", json={"meta": '{"lang": "en"}'}, headers=auth(tokens["bob"]))
+        assert as_text.status_code == 200, as_text.text
+        assert as_text.json()["meta"] == {"lang": "en"}
         cleared = gw.patch(f"{POSTS}/{created['id']}", json={"meta": None}, headers=auth(tokens["bob"]))
         assert cleared.status_code == 200 and cleared.json()["meta"] is None  # null clears, unchecked
         assert models.PostsRecord.model_validate(cleared.json()).meta is None

@@ -194,3 +194,16 @@ def canonical(data: Any, fields: tuple[str, ...], message: str = BAD_REQUEST) ->
             if name is not None and key != name:
                 raise ApiError(400, message)
     return data
+
+
+def json_field_value(value: Any) -> Any:
+    """What PocketBase stores in a ``json`` field sent ``value`` (JSON body or form alike,
+    observed on 0.40): a string holding one JSON value, not starting with white space, is that
+    value (``"123"`` → ``123``, ``'{"a":1} '`` → ``{"a": 1}``); any other string, ``" 123"`` and
+    ``""`` included, stays a string."""
+    if isinstance(value, str) and value and value[0] not in " \t\n\r":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
