@@ -29,6 +29,10 @@ Charge = Callable[[list[tuple[str, str]]], Awaitable[None]]
 
 #: The ``scope`` key of the request's ``RequestState``.
 STATE = "hapta"
+#: The ASGI extension (``scope["extensions"]``) of the gateway's server (``server``): its
+#: ``headers``, a list of header pairs, are added to the head of the request's response,
+#: whichever layer sends it.
+RESPONSE_HEADERS = "hapta.response.headers"
 
 
 class RequestState:
@@ -113,6 +117,36 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             raise ApiError(413, TOO_LARGE)
         parts.append(chunk)
     return b"".join(parts)
+
+
+def add_headers(scope: Scope, send: Send, headers: Headers) -> Send:
+    """The ``send`` that puts ``headers`` on the head of the response: ``send`` itself when the
+    server has the ``RESPONSE_HEADERS`` extension (they are handed to it), else one that adds
+    them to the ``http.response.start`` message."""
+    extensions = scope.get("extensions")
+    extension = extensions.get(RESPONSE_HEADERS) if extensions is not None else None
+    if extension is not None:
+        extension["headers"] += headers
+        return send
+    return _AddHeaders(send, headers)
+
+
+class _AddHeaders:
+    """A ``send`` that adds headers to the response's head and passes every message on; it
+    hands back the next ``send``'s awaitable rather than awaiting it (no coroutine of its own)."""
+
+    __slots__ = ("_headers", "_send")
+
+    def __init__(self, send: Send, headers: Headers) -> None:
+        self._send = send
+        self._headers: Headers | None = headers
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        headers = self._headers
+        if headers is not None and message["type"] == "http.response.start":
+            self._headers = None
+            message["headers"] = [*message.get("headers", ()), *headers]
+        return self._send(message)
 
 
 async def respond(scope: Scope, send: Send, status: int, headers: Headers, body: bytes) -> None:

@@ -28,12 +28,18 @@ Two savings on every response, since a cache hit costs little more than the serv
   as they come;
 * the keep-alive timeout is one timer per connection, re-armed only when it fires on a
   connection that was busy meanwhile, instead of a timer made and cancelled for every request.
+
+And one ASGI extension (``scope["extensions"]``), ``asgi.RESPONSE_HEADERS``: its ``headers``, a
+list of header pairs, go on the head of the request's response, whichever layer sends it. The rate
+limits add their ``RateLimit-*`` headers so, without wrapping ``send`` (``asgi.add_headers``
+wraps it under a server without the extension).
 """
 
 from __future__ import annotations
 
 import asyncio
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import httptools
@@ -50,6 +56,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
+from .asgi import RESPONSE_HEADERS, Headers
 from .errors import envelope
 from .filelimit import budget, open_file_limit
 from .metrics import refused
@@ -206,8 +213,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             app = service_unavailable
             self.logger.warning("Exceeded concurrency limit.")
+        extra: Headers = []
+        # uvicorn's scope has no extensions; an extension's value is a dict (the ASGI spec)
+        scope["extensions"] = {RESPONSE_HEADERS: {"headers": extra}}
         existing = self.cycle
-        self.cycle = _Cycle(
+        cycle = self.cycle = _Cycle(
             scope=scope,
             transport=self.transport,
             flow=self.flow,
@@ -220,6 +230,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             keep_alive=http_version != "1.0" and parser.should_keep_alive(),
             on_response=self.on_response_complete,
         )
+        cycle.extra_headers = extra
         if existing is None or existing.response_complete:
             self._start_asgi_task(self.cycle, app)
         else:  # pipelined: queued until the one before is answered
@@ -290,6 +301,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 #: meaning for the framing (not ``content-length``, ``transfer-encoding``, ``connection``), of
 #: at most ``_LINE_LENGTH`` bytes; emptied when ``_LINES_SIZE`` are kept.
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
+#: The same headers' names, checked and lower-cased, as a line starts (``name: ``): a value of
+#: digits alone under one of them (``RateLimit-Remaining``, ``Age``...) needs no check and is not
+#: kept in ``_LINES`` (a counter's values would fill it, and empty it, every few thousand
+#: responses).
+_NAMES: dict[bytes, bytes] = {}
 _LINES_SIZE = 4096
 _LINE_LENGTH = 512
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
@@ -302,6 +318,8 @@ class _Cycle(RequestResponseCycle):
     are refused)."""
 
     _held = b""
+    #: The request's ``RESPONSE_HEADERS`` extension: added to the head.
+    extra_headers: Sequence[tuple[bytes, bytes]] = ()
 
     async def send(self, message: ASGISendEvent) -> None:
         if self.flow.write_paused and not self.disconnected:
@@ -366,6 +384,8 @@ class _Cycle(RequestResponseCycle):
         """The status line and headers; sets the framing (length, chunked, keep-alive)."""
         if self.default_headers:
             headers = [*self.default_headers, *headers]
+        if self.extra_headers:
+            headers = [*headers, *self.extra_headers]
         if self.access_log:
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
@@ -386,6 +406,14 @@ class _Cycle(RequestResponseCycle):
             if line is not None:
                 content.append(line)
                 continue
+            start = (
+                _NAMES.get(name)
+                if type(value) is bytes and type(name) is bytes and value.isdigit()
+                else None
+            )
+            if start is not None:
+                content.append(start + value + b"\r\n")
+                continue
             if HEADER_RE.search(name):
                 raise RuntimeError("Invalid HTTP header name.")
             if HEADER_VALUE_RE.search(value):
@@ -400,7 +428,9 @@ class _Cycle(RequestResponseCycle):
                 ):
                     if len(lines) >= _LINES_SIZE:
                         lines.clear()
+                        _NAMES.clear()
                     lines[(given, value)] = line
+                    _NAMES[given] = name + b": "
                 content.append(line)
                 continue
             if name == b"content-length" and self.chunked_encoding is None:

@@ -1,6 +1,7 @@
 """The moving window's arithmetic with the clock given (``MemoryWindows.hit_now``), the Lua
 script's on a real Valkey (``RedisWindows``), and which rules match which routes
-(``ratelimit.matches``)."""
+(``ratelimit.matches``); the layer's ``RateLimit-*`` headers with and without the server's
+``RESPONSE_HEADERS`` extension."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from gateway.asgi import RESPONSE_HEADERS, STATE, Message, RequestState
 from gateway.catalog import BY_NAME
-from gateway.limitstore import Decision, MemoryWindows, RedisWindows, redis_client
+from gateway.layers.ratelimit import RateLimit
+from gateway.limitstore import Decision, MemoryWindows, RedisWindows, TokenBook, redis_client
+from gateway.metrics import Metrics
 from gateway.ratelimit import Rules, RuleSpec, matches
 from gateway.routing import match
 
@@ -31,7 +35,9 @@ def test_window_slides_one_request_at_a_time() -> None:
 def test_hit_one_is_hit_now_of_one_check() -> None:
     one, many = MemoryWindows(), MemoryWindows()
     for now in (0, 400, 700, 800, 999, 1000, 1001, 1400, 2500):
-        assert one.hit_one("k", 3, 1000, now) == many.hit_now([("k", 3, 1000)], now)[0]
+        remaining, reset_ms = one.hit_one("k", 3, 1000, now)
+        decision = many.hit_now([("k", 3, 1000)], now)[0]
+        assert (remaining >= 0, max(remaining, 0), reset_ms) == decision
 
 
 def test_a_refusal_uses_up_no_other_budget() -> None:
@@ -132,3 +138,32 @@ def test_valkey_script_flushed_is_loaded_again_without_double_counting(valkey_ur
         assert sorted(d[0].remaining for d in again) == [6, 7, 8]
 
     asyncio.run(_with_windows(valkey_url, body))
+
+
+@pytest.mark.parametrize("extension", [False, True])
+def test_limit_headers_on_the_head_with_or_without_the_servers_extension(extension: bool) -> None:
+    """Under the gateway's server the headers are handed to it (``RESPONSE_HEADERS``), the
+    messages untouched; under any other server they are added to the start message."""
+    sent: list[Message] = []
+
+    async def app(scope: dict[str, object], receive: object, send: Callable[[Message], Awaitable[None]]) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    rule = RuleSpec("default", "*", 5, 60_000, "ip", "slow down")
+    layer = RateLimit(app, Rules((rule,)), MemoryWindows(), TokenBook(), Metrics(), True)
+    for left in (4, 3):
+        sent.clear()
+        st = RequestState("192.0.2.7", 0.0)
+        st.route = match("GET", "/api/collections/posts/records/abc")
+        extra: dict[str, list[tuple[bytes, bytes]]] = {"headers": []}
+        scope = {STATE: st, "method": "GET", **({"extensions": {RESPONSE_HEADERS: extra}} if extension else {})}
+        asyncio.run(layer(scope, None, send))  # type: ignore[arg-type]
+        limits = [(b"ratelimit-limit", b"5"), (b"ratelimit-remaining", b"%d" % left), (b"ratelimit-reset", b"60")]
+        head = sent[0]["headers"]
+        assert extra["headers"] == (limits if extension else [])
+        assert head == [(b"content-length", b"2"), *([] if extension else limits)]
+        assert sent[1] == {"type": "http.response.body", "body": b"{}"}

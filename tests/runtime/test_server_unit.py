@@ -1,7 +1,8 @@
 """``server``: the gateway's HTTP protocol on a real socket (uvicorn serving a small ASGI app in a
 thread on 127.0.0.1): a response with a declared length goes out in one write, a stream's head
-is not held back, ``HEAD`` gets the head only, and the one keep-alive timer per connection closes
-an idle connection but never a busy one."""
+is not held back, ``HEAD`` gets the head only, the one keep-alive timer per connection closes
+an idle connection but never a busy one, and headers handed to the ``RESPONSE_HEADERS`` extension
+go on the head of that request's response (checked as any other header)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import uvicorn
 from gateway import server
+from gateway.asgi import add_headers
 from gateway.server import BoundedHttpToolsProtocol, Bounds
 
 from hapta_gen.dev.pbserver import free_port
@@ -55,6 +57,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(None, GO_ON.wait, 10)
         await send({"type": "http.response.body", "body": b"late", "more_body": False})
         return
+    if scope["path"].startswith("/extra/"):  # through the server's extension: no wrapper
+        name, _, value = scope["path"][7:].encode().partition(b"=")
+        given = add_headers(scope, send, [(name.replace(b"_", b"\r\n"), value)])
+        assert given is send
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": BODY})
@@ -159,3 +165,25 @@ def test_keep_alive_closes_an_idle_connection_but_not_a_busy_one(url: tuple[str,
         busy.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
         assert _response(busy).endswith(BODY)
     assert server._LINES  # the header lines were kept for the next responses
+
+
+def test_extension_headers_go_on_their_own_requests_head(url: tuple[str, int]) -> None:
+    with socket.create_connection(url, timeout=10) as sock:
+        for n in (7, 6, 5):  # a changing number under one name, as RateLimit-Remaining
+            sock.sendall(b"GET /extra/ratelimit-remaining=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+            head = _response(sock).partition(b"\r\n\r\n")[0]
+            assert head.count(b"ratelimit-remaining") == 1
+            assert b"\r\nratelimit-remaining: %d\r\n" % n in head + b"\r\n"
+        sock.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")  # the next request: none
+        assert b"ratelimit" not in _response(sock)
+
+
+def test_extension_headers_are_checked_like_any_other(url: tuple[str, int]) -> None:
+    with socket.create_connection(url, timeout=10) as sock:
+        # a name that would split the head ("x\r\ninjected: 1"): refused as uvicorn refuses an
+        # app's bad header once the response has begun: the connection closes, nothing sent
+        sock.sendall(b"GET /extra/x_injected=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert data == b""

@@ -79,9 +79,9 @@ class MemoryWindows:
     async def hit(self, checks: Sequence[Check]) -> list[Decision]:
         return self.hit_now(checks, time.monotonic() * 1000)
 
-    def hit_one(self, key: str, limit: int, window: int, now: float) -> Decision:
-        """``hit_now`` of a single check (most routes have one rule): the same arithmetic,
-        without the lists."""
+    def hit_one(self, key: str, limit: int, window: int, now: float) -> tuple[int, int]:
+        """``hit_now`` of a single check (most routes have one rule), without the lists and the
+        ``Decision``: (remaining, reset_ms), remaining ``-1`` when refused."""
         log = self._logs.get(key)
         if log is None:
             if len(self._logs) >= self._sweep_at:  # before the new key: the sweep drops empty logs
@@ -93,10 +93,10 @@ class MemoryWindows:
             log.popleft()
         count = len(log)
         if count >= limit:
-            return Decision(False, 0, max(1, math.ceil(log[-limit] + window - now)))
+            return -1, max(1, math.ceil(log[-limit] + window - now))
         oldest = log[0] if count else now
         log.append(now)
-        return Decision(True, limit - count - 1, math.ceil(oldest + window - now))
+        return limit - count - 1, math.ceil(oldest + window - now)
 
     def hit_now(self, checks: Sequence[Check], now: float) -> list[Decision]:
         logs = []

@@ -10,7 +10,7 @@ A CORS preflight (``OPTIONS``) is not the operation it asks about: only ``*`` ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .routing import AUTH_ACTIONS, Route
 
@@ -45,18 +45,11 @@ class RuleSpec:
     per: str
     message: str
 
-    @property
-    def max_header(self) -> bytes:
-        """``max`` as the ``RateLimit-Limit`` value."""
-        return _MAX_HEADERS.get(self.max) or _max_header(self.max)
+    #: The ``RateLimit-Limit`` header of every response the rule limits.
+    limit_header: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
 
-
-_MAX_HEADERS: dict[int, bytes] = {}
-
-
-def _max_header(value: int) -> bytes:
-    text = _MAX_HEADERS[value] = b"%d" % value
-    return text
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit_header", (b"ratelimit-limit", b"%d" % self.max))
 
 
 def operation(route: Route) -> str:

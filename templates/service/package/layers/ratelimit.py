@@ -27,6 +27,7 @@ import base64
 import hashlib
 import time
 from collections.abc import Awaitable
+from time import monotonic
 from typing import Any
 
 import orjson
@@ -42,6 +43,7 @@ from ..asgi import (
     RequestState,
     Scope,
     Send,
+    add_headers,
     header,
     respond,
 )
@@ -97,9 +99,36 @@ class RateLimit:
         self.metrics = metrics
         self.fail_open = fail_open
         self.memory = windows if isinstance(windows, MemoryWindows) else None
+        #: Counts in this process and no rule per user: most requests are decided in ``__call__``.
+        self._plain = self.memory is not None and not rules.per_user
         self._logged = -_LOG_EVERY
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Decides, then hands back the rest of the chain's awaitable: in the common case
+        (counts in this process, one rule, none per user, not a batch) without a coroutine of
+        its own, as a cache hit is cheap enough for one to show."""
+        st: RequestState = scope[STATE]
+        route = st.route
+        memory = self.memory
+        if self._plain and route is not BATCH:
+            assert route is not None and memory is not None
+            rules = self.rules.for_route(route, preflight=scope["method"] == "OPTIONS")
+            if not rules:
+                return self.app(scope, receive, send)
+            if len(rules) == 1:
+                rule = rules[0]
+                key = rule.name + ("|ip:" + network_of(st.client) if rule.per == "ip" else "|*")
+                remaining, reset_ms = memory.hit_one(
+                    key, rule.max, rule.window_ms, monotonic() * 1000
+                )
+                if remaining < 0:
+                    return self._refuse(scope, send, rule, Decision(False, 0, reset_ms))
+                headers = _limit_headers(rule, remaining, reset_ms)
+                return self.app(scope, receive, add_headers(scope, send, headers))
+        return self._limit(scope, receive, send)
+
+    async def _limit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every other case: several rules, per-user keys, a batch, counts in Valkey/Redis."""
         st: RequestState = scope[STATE]
         route = st.route
         assert route is not None
@@ -112,22 +141,11 @@ class RateLimit:
                 user = ip
                 if self.rules.per_user and any(r.per == "user" for r in rules):
                     user = await self._user(scope) or ip
-                if len(rules) == 1 and self.memory is not None:  # the common case, no lists
-                    rule = rules[0]
-                    per = rule.per
-                    key = rule.name + (
-                        "|" + ip if per == "ip" else "|" + user if per == "user" else "|*"
-                    )
-                    decision = self.memory.hit_one(
-                        key, rule.max, rule.window_ms, time.monotonic() * 1000
-                    )
-                    decisions = [decision]
+                checks = self._checks(rules, ip, user)
+                if self.memory is not None:  # no await: nothing to wait for
+                    decisions = self.memory.hit_now(checks, monotonic() * 1000)
                 else:
-                    checks = self._checks(rules, ip, user)
-                    if self.memory is not None:  # no await: nothing to wait for
-                        decisions = self.memory.hit_now(checks, time.monotonic() * 1000)
-                    else:
-                        decisions = await self.windows.hit(checks)
+                    decisions = await self.windows.hit(checks)
             except StoreDown as exc:
                 self._store_down(exc)
                 if not self.fail_open:
@@ -148,21 +166,26 @@ class RateLimit:
                     )
                 if refused:
                     rule, decision = max(refused, key=lambda rd: rd[1].reset_ms)
-                    self.metrics.ratelimited(rule.name)
-                    headers = [
-                        *JSON_HEADERS,
-                        (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
-                        *_limit_headers(rule, decision),
-                    ]
-                    await respond(scope, send, 429, headers, envelope(429, rule.message))
+                    await self._refuse(scope, send, rule, decision)
                     return
-                send = _LimitHeaders(send, rule, decision).send
+                headers = _limit_headers(rule, decision.remaining, decision.reset_ms)
+                send = add_headers(scope, send, headers)
         if not (self.rules.per_user and route.name in _TOKEN_ROUTES):
             await self.app(scope, receive, send)
             return
         answer = _AuthAnswer(send)
         await self.app(scope, receive, answer.send)
         await self._learn(answer)
+
+    async def _refuse(self, scope: Scope, send: Send, rule: RuleSpec, decision: Decision) -> None:
+        """The 429 of ``rule``, the one refusing that frees up last."""
+        self.metrics.ratelimited(rule.name)
+        headers = [
+            *JSON_HEADERS,
+            (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
+            *_limit_headers(rule, decision.remaining, decision.reset_ms),
+        ]
+        await respond(scope, send, 429, headers, envelope(429, rule.message))
 
     def _charger(self, scope: Scope, ip: str) -> Charge:
         """Counts a batch's items as PocketBase does: each against the rules of its collection
@@ -195,7 +218,7 @@ class RateLimit:
                     self.metrics.ratelimited(rule.name)
                     headers = [
                         (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
-                        *_limit_headers(rule, decision),
+                        *_limit_headers(rule, decision.remaining, decision.reset_ms),
                     ]
                     raise ApiError(429, rule.message, headers=headers)
 
@@ -271,34 +294,11 @@ class _AuthAnswer:
         await self._send(message)
 
 
-class _LimitHeaders:
-    """Adds the ``RateLimit-*`` headers to the response's head; passes the rest on as is.
-    ``send`` hands back the next ``send``'s awaitable rather than awaiting it itself: no
-    coroutine of its own for each message of every limited response."""
-
-    __slots__ = ("_decision", "_rule", "_send")
-
-    def __init__(self, send: Send, rule: RuleSpec, decision: Decision | None) -> None:
-        self._send = send
-        self._rule = rule
-        self._decision = decision
-
-    def send(self, message: Message) -> Awaitable[None]:
-        decision = self._decision
-        if decision is not None and message["type"] == "http.response.start":
-            self._decision = None
-            message["headers"] = [
-                *message.get("headers", ()),
-                *_limit_headers(self._rule, decision),
-            ]
-        return self._send(message)
-
-
-def _limit_headers(rule: RuleSpec, decision: Decision) -> Headers:
+def _limit_headers(rule: RuleSpec, remaining: int, reset_ms: int) -> Headers:
     return [
-        (b"ratelimit-limit", rule.max_header),
-        (b"ratelimit-remaining", b"%d" % decision.remaining),
-        (b"ratelimit-reset", b"%d" % _seconds(decision.reset_ms)),
+        rule.limit_header,
+        (b"ratelimit-remaining", b"%d" % remaining),
+        (b"ratelimit-reset", b"%d" % _seconds(reset_ms)),
     ]
 
 
