@@ -8,7 +8,9 @@ refresh rotates the key: the family's current key is marked rotated (it still wo
 window, for requests already in flight) and a new key becomes current. A rotated key presented
 after the grace window is a stolen or replayed key: the whole family is revoked (``REUSED``).
 
-The stores never hold a raw key, only its hash. ``MemoryStore`` serves one process;
+The stores never hold a raw key, only its hash (the session layer remembers, in its process's
+memory alone, the hashes of the keys it saw lately: ``layers.session``). ``MemoryStore`` serves
+one process;
 ``RedisStore`` (``HAPTA_REDIS_URL``, Valkey or Redis) is shared by every node and survives a
 gateway restart; each of its operations is one Lua script, so concurrent nodes see it whole.
 File tokens (``POST /api/files/token``) are kept the same way, without rotation.

@@ -74,6 +74,11 @@ _DEFAULT_TTL = 3600.0
 
 #: Turns PocketBase's token into what the client gets (``None``: refuse with a 401).
 Issuer = Callable[[str], Awaitable[str | None]]
+#: A request's headers, the position of its ``Authorization`` and the key in it.
+_Given = tuple[list[tuple[bytes, bytes]], int, bytes]
+#: Key hashes remembered (``Sessions._hash``), and the longest key remembered.
+_HASHES = 10_000
+_HASHED_LENGTH = 1024
 
 
 class Sessions:
@@ -93,8 +98,30 @@ class Sessions:
         self.on_revoke = on_revoke
         #: The in-process store, looked up without a coroutine on every request.
         self.memory = store if isinstance(store, MemoryStore) else None
+        self._hashes: dict[bytes, str] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Swaps the caller's key, then hands back the rest of the chain's awaitable: in the
+        common case (the in-process store, a call that issues no key) without a coroutine of
+        its own, as a cache hit is cheap enough for one to show."""
+        st: RequestState = scope[STATE]
+        route = st.route
+        assert route is not None
+        name = route.name
+        if (
+            self.memory is not None
+            and name not in _ISSUING
+            and route is not LOGOUT
+            and not (name == "files.download" and scope["query_string"])
+        ):
+            given = _take_authorization(scope)
+            if given is not None:
+                hashed = self._hash(given[2])
+                st.session = self._swap(given, hashed, self._resolve_now(hashed), name)
+            return self.app(scope, receive, send)
+        return self._call(scope, receive, send)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         st: RequestState = scope[STATE]
         route = st.route
         assert route is not None
@@ -103,7 +130,15 @@ class Sessions:
             if route is LOGOUT and scope["method"] == "POST":
                 await self._logout(scope, send)
                 return
-            key = st.session = await self._swap_authorization(scope, name)
+            given = _take_authorization(scope)
+            if given is not None:
+                hashed = self._hash(given[2])
+                if self.memory is not None:
+                    token = self._resolve_now(hashed)
+                else:
+                    token = await self._resolve(hashed)
+                st.session = self._swap(given, hashed, token, name)
+            key = st.session
             if name == "files.download" and scope["query_string"]:
                 await self._swap_file_token(scope)
             issue = self._issuer(name, key) if name in _ISSUING else None
@@ -116,42 +151,24 @@ class Sessions:
                 raise
             raise ApiError(503, STORE_DOWN) from None
 
-    async def _swap_authorization(self, scope: Scope, route: str) -> str | None:
-        """Put PocketBase's token in place of the caller's key; the key's hash, or ``None``.
-        Every ``Authorization`` header the caller sent is taken out: only the swapped token
-        goes on."""
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        given = None
-        position = 0
-        several = False
-        for index, (name, value) in enumerate(headers):
-            if name == b"authorization":
-                if given is None:
-                    given, position = value, index
-                else:
-                    several = True
-        if given is None:
-            return None
-        if several:  # only the swapped token goes on, in place of the first
-            headers = [
-                item
-                for index, item in enumerate(headers)
-                if index == position or item[0] != b"authorization"
-            ]
-            scope["headers"] = headers
-        key = bare_key(given)
-        hashed = key_hash(key)
-        token = b""
-        if not key:
-            pass
-        elif self.memory is not None:  # a cache hit's common case: no coroutine
-            found = self.memory.resolve_now(hashed, time.time(), self.grace)
-            if found.outcome == REUSED:
-                self.metrics.session_reuse.inc()
-                self.on_revoke()
-            token = found.raw
-        else:
-            token = await self._resolve(hashed)
+    def _hash(self, key: bytes) -> str:
+        """``key_hash(key)``, remembered for the keys seen lately (a hash costs a cache hit more
+        than the rest of the lookup): at most ``_HASHES`` keys of at most ``_HASHED_LENGTH``
+        bytes (a session key is a few hundred), all dropped when full."""
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            hashed = key_hash(key)
+            if len(key) <= _HASHED_LENGTH:
+                if len(self._hashes) >= _HASHES:
+                    self._hashes.clear()
+                self._hashes[key] = hashed
+        return hashed
+
+    @staticmethod
+    def _swap(given: _Given, hashed: str, token: bytes, route: str) -> str | None:
+        """Put PocketBase's ``token`` in place of the caller's key; the key's hash, or ``None``
+        (no token: a 401, or a guest's call for the calls that need no credential)."""
+        headers, position, key = given
         if not token:
             if key and route not in _GUEST_OK:
                 raise ApiError(401, INVALID_TOKEN)
@@ -159,6 +176,14 @@ class Sessions:
             return None
         headers[position] = (b"authorization", token)
         return hashed
+
+    def _resolve_now(self, hashed: str) -> bytes:
+        assert self.memory is not None
+        found = self.memory.resolve_now(hashed, time.time(), self.grace)
+        if found.outcome == REUSED:
+            self.metrics.session_reuse.inc()
+            self.on_revoke()
+        return found.raw
 
     async def _resolve(self, hashed: str) -> bytes:
         found = await self.store.resolve(hashed, time.time(), self.grace)
@@ -285,6 +310,32 @@ class _Rewrite:
             return 401, [(b"content-type", b"application/json")], error.body()
         answer["token"] = key
         return 200, headers, orjson.dumps(answer)
+
+
+def _take_authorization(scope: Scope) -> _Given | None:
+    """The request's headers, the position of its first ``Authorization`` and the key in it
+    (``bare_key``, possibly empty); ``None`` without one. Any further ``Authorization`` header
+    is taken out: only the swapped token goes on, in place of the first."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    given = None
+    position = 0
+    several = False
+    for index, (name, value) in enumerate(headers):
+        if name == b"authorization":
+            if given is None:
+                given, position = value, index
+            else:
+                several = True
+    if given is None:
+        return None
+    if several:
+        headers = [
+            item
+            for index, item in enumerate(headers)
+            if index == position or item[0] != b"authorization"
+        ]
+        scope["headers"] = headers
+    return headers, position, bare_key(given)
 
 
 def _ttl(claims: dict[str, Any], now: float) -> float:
