@@ -74,7 +74,7 @@ _DEFAULT_TTL = 3600.0
 
 #: Turns PocketBase's token into what the client gets (``None``: refuse with a 401).
 Issuer = Callable[[str], Awaitable[str | None]]
-#: A request's headers, the position of its ``Authorization`` and the key in it.
+#: A request's headers, the position of its ``Authorization`` and its value.
 _Given = tuple[list[tuple[bytes, bytes]], int, bytes]
 #: Key hashes remembered (``Sessions._hash``), and the longest key remembered.
 _HASHES = 10_000
@@ -117,7 +117,8 @@ class Sessions:
             given = _take_authorization(scope)
             if given is not None:
                 hashed = self._hash(given[2])
-                st.session = self._swap(given, hashed, self._resolve_now(hashed), name)
+                token = self._resolve_now(hashed) if hashed else b""
+                st.session = self._swap(given, hashed, token, name)
             return self.app(scope, receive, send)
         return self._call(scope, receive, send)
 
@@ -133,7 +134,9 @@ class Sessions:
             given = _take_authorization(scope)
             if given is not None:
                 hashed = self._hash(given[2])
-                if self.memory is not None:
+                if not hashed:
+                    token = b""
+                elif self.memory is not None:
                     token = self._resolve_now(hashed)
                 else:
                     token = await self._resolve(hashed)
@@ -151,26 +154,29 @@ class Sessions:
                 raise
             raise ApiError(503, STORE_DOWN) from None
 
-    def _hash(self, key: bytes) -> str:
-        """``key_hash(key)``, remembered for the keys seen lately (a hash costs a cache hit more
-        than the rest of the lookup): at most ``_HASHES`` keys of at most ``_HASHED_LENGTH``
-        bytes (a session key is a few hundred), all dropped when full."""
-        hashed = self._hashes.get(key)
+    def _hash(self, value: bytes) -> str:
+        """The hash of the key in an ``Authorization`` value (``bare_key``, ``key_hash``), ``""``
+        when it holds none; remembered for the values seen lately (a hash costs a cache hit
+        more than the rest of the lookup): at most ``_HASHES`` values of at most
+        ``_HASHED_LENGTH`` bytes (a session key is a few hundred), all dropped when full."""
+        hashed = self._hashes.get(value)
         if hashed is None:
-            hashed = key_hash(key)
-            if len(key) <= _HASHED_LENGTH:
+            key = bare_key(value)
+            hashed = key_hash(key) if key else ""
+            if len(value) <= _HASHED_LENGTH:
                 if len(self._hashes) >= _HASHES:
                     self._hashes.clear()
-                self._hashes[key] = hashed
+                self._hashes[value] = hashed
         return hashed
 
     @staticmethod
     def _swap(given: _Given, hashed: str, token: bytes, route: str) -> str | None:
-        """Put PocketBase's ``token`` in place of the caller's key; the key's hash, or ``None``
-        (no token: a 401, or a guest's call for the calls that need no credential)."""
-        headers, position, key = given
+        """Put PocketBase's ``token`` in place of the caller's key (``hashed``: its hash, empty
+        for none); the key's hash, or ``None`` (no token: a 401, or a guest's call for the calls
+        that need no credential)."""
+        headers, position = given[0], given[1]
         if not token:
-            if key and route not in _GUEST_OK:
+            if hashed and route not in _GUEST_OK:
                 raise ApiError(401, INVALID_TOKEN)
             del headers[position]  # a guest's call: the unknown key goes nowhere
             return None
@@ -313,8 +319,8 @@ class _Rewrite:
 
 
 def _take_authorization(scope: Scope) -> _Given | None:
-    """The request's headers, the position of its first ``Authorization`` and the key in it
-    (``bare_key``, possibly empty); ``None`` without one. Any further ``Authorization`` header
+    """The request's headers, the position of its first ``Authorization`` and its value;
+    ``None`` without one. Any further ``Authorization`` header
     is taken out: only the swapped token goes on, in place of the first."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     given = None
@@ -335,7 +341,7 @@ def _take_authorization(scope: Scope) -> _Given | None:
             if index == position or item[0] != b"authorization"
         ]
         scope["headers"] = headers
-    return headers, position, bare_key(given)
+    return headers, position, given
 
 
 def _ttl(claims: dict[str, Any], now: float) -> float:
