@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     #: client connections (past it: 503), realtime streams in total (503) and per client IP
     #: (429). Connections and streams are clamped to what the open-file limit allows.
     max_header_size: int = Field(default=64 * 1024, ge=1024, alias="HAPTA_MAX_HEADER_SIZE")
+    #: Seconds a client has to send a whole request head, from the connection's opening or the
+    #: request's first byte (past them: 408, the connection closed).
+    header_timeout: float = Field(default=10.0, gt=0, alias="HAPTA_HEADER_TIMEOUT")
     max_headers: int = Field(default=100, ge=8, alias="HAPTA_MAX_HEADERS")
     max_clients: int = Field(default=10_000, ge=1, alias="HAPTA_MAX_CLIENTS")
     max_streams: int = Field(default=1000, ge=1, alias="HAPTA_MAX_STREAMS")

@@ -3,6 +3,7 @@
 * request heads: size (431, 414 for a URL alone) and header count (431), and an unfinished
   head is cut at the bound, so a header flood leaves the gateway's memory where it was;
 * client connections past ``HAPTA_MAX_CLIENTS``: 503;
+* a head not whole within ``HAPTA_HEADER_TIMEOUT`` (nothing sent, or a header never ended): 408;
 * realtime streams per client IP (429) and in total (503), refused before PocketBase is asked,
   and the slot given back when a client leaves;
 * a huge body being checked does not stop other clients from being answered.
@@ -221,6 +222,29 @@ def test_connections_past_the_bound_get_503(gw_pb: PocketBaseServer, gw_tmp: Pat
     finally:
         for client in clients:
             client.close()
+        process.stop()
+
+
+def test_a_head_that_does_not_arrive_in_time_gets_408(gw_pb: PocketBaseServer, gw_tmp: Path) -> None:
+    process = GatewayProcess(gw_pb.url, env={"HAPTA_HEADER_TIMEOUT": "1"}, tmp=gw_tmp).start()
+    silent = _connect(process.url)  # sends nothing at all
+    slow = _connect(process.url)  # a header that never ends
+    try:
+        slow.sendall(b"GET /api/health HTTP/1.1\r\nHost: gw\r\nX-Slow: a")
+        with httpx.Client(base_url=process.url, timeout=10) as client:
+            assert client.get("/api/health").status_code == 200  # others are served meanwhile
+            for sock in (silent, slow):
+                answer = _read_response(sock)  # until the gateway closes it (10 s at most)
+                assert answer.startswith(b"HTTP/1.1 408 "), answer
+                assert b"connection: close" in answer.lower()
+                body = orjson.loads(answer.partition(b"\r\n\r\n")[2])
+                assert body["status"] == 408 and body["data"] == {} and body["message"], body
+            # a keep-alive connection idle between two requests (past the head time) is not cut
+            assert client.get("/api/health").status_code == 200
+        assert _refused(process.url)["head_timeout"] == 2
+    finally:
+        silent.close()
+        slow.close()
         process.stop()
 
 

@@ -8,6 +8,9 @@ connections. This subclass bounds them, as PocketBase's Go server does for heads
   414 when the URL alone is that long; an unfinished head is cut as soon as it passes the bound,
   so a connection never holds more than the bound plus one read;
 * more than ``HAPTA_MAX_HEADERS`` headers: 431;
+* a head not whole ``HAPTA_HEADER_TIMEOUT`` seconds after the connection opened or the request's
+  first byte came: 408 (uvicorn waits for ever, so a client sending nothing, or a byte now and
+  then, held a connection, and enough of them every connection ``HAPTA_MAX_CLIENTS`` allows);
 * a connection opened while ``HAPTA_MAX_CLIENTS`` are open (clamped to the open-file budget,
   ``filelimit``): 503 at once, whether or not its request has arrived, so connections past
   the bound cannot hold file handles (the 503 is there for the client to read when it does).
@@ -64,13 +67,20 @@ from .settings import load_settings
 HEAD_TOO_LARGE = "Request header fields too large."
 URL_TOO_LONG = "Request URI too long."
 TOO_MANY_CLIENTS = "Too many connections, try again later."
+HEAD_TIMEOUT = "The request head did not arrive in time."
 _REASONS = {
+    408: b"Request Timeout",
     414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
 }
 #: The ``reason`` label of ``hapta_refused_total`` for each refusal.
-_COUNTED = {414: "uri_too_long", 431: "head_too_large", 503: "too_many_clients"}
+_COUNTED = {
+    408: "head_timeout",
+    414: "uri_too_long",
+    431: "head_too_large",
+    503: "too_many_clients",
+}
 #: Seconds a refused connection stays open, discarding what the client still sends, so that
 #: closing it does not reset the connection before the client has read the answer.
 LINGER = 1.0
@@ -80,6 +90,8 @@ class Bounds(NamedTuple):
     head: int
     headers: int
     clients: int
+    #: Seconds for a whole head (``HAPTA_HEADER_TIMEOUT``).
+    head_timeout: float = 10.0
 
 
 class _Refused(Exception):
@@ -94,11 +106,14 @@ def bounds_from_settings() -> Bounds:
     fit = budget(
         open_file_limit(), settings.max_connections, settings.max_clients, settings.max_streams
     )
-    return Bounds(settings.max_header_size, settings.max_headers, fit.clients)
+    return Bounds(
+        settings.max_header_size, settings.max_headers, fit.clients, settings.header_timeout
+    )
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's ``HttpToolsProtocol`` with bounds on head size, header count and connections."""
+    """uvicorn's ``HttpToolsProtocol`` with bounds on head size, header count, the time a head
+    takes and connections."""
 
     #: Read from the settings by the first connection of the process (set it to override).
     bounds: ClassVar[Bounds | None] = None
@@ -114,7 +129,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         bounds = BoundedHttpToolsProtocol.bounds
         if bounds is None:
             bounds = BoundedHttpToolsProtocol.bounds = bounds_from_settings()
-        self._max_head, self._max_headers, self._max_clients = bounds
+        self._max_head, self._max_headers, self._max_clients, self._head_timeout = bounds
         self._head_open = False  # from the first byte of a request until its headers are in
         self._began = False  # a request began in the read being parsed
         self._head_size = 0  # URL and header bytes of the current head, as the parser hands them
@@ -122,12 +137,41 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._refused = False
         self._idle_since: float | None = None  # when the last response ended, while idle
+        #: When the head awaited must be whole (loop time); ``None`` while none is awaited.
+        self._head_deadline: float | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self._max_clients:  # answered at once: holds its handle
             self._refuse(503, TOO_MANY_CLIENTS)  # for ``LINGER`` seconds, no longer (unlogged:
             # a flood of refusals must not become a flood of log lines)
+            return
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    # -- the head's time: one timer per connection, re-armed only when it fires early
+    def _await_head(self) -> None:
+        """A head must be whole ``head_timeout`` seconds from now."""
+        self._head_deadline = self.loop.time() + self._head_timeout
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self._head_timeout, self._head_time_up)
+
+    def _head_time_up(self) -> None:
+        self._head_timer = None
+        deadline = self._head_deadline
+        if deadline is None or self._refused or self.transport.is_closing():
+            return
+        left = deadline - self.loop.time()
+        if left > 0:
+            self._head_timer = self.loop.call_later(left, self._head_time_up)
+            return
+        self._refuse(408, HEAD_TIMEOUT)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -167,6 +211,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_open = self._began = True
+        self._await_head()
         self._head_size = self._head_seen = self._header_count = 0
 
     def on_url(self, url: bytes) -> None:
@@ -189,6 +234,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """uvicorn's, with the cycle that writes a response in one piece (``_Cycle``)."""
         self._head_open = False
+        self._head_deadline = None
         parser = self.parser
         scope = self.scope
         http_version = parser.get_http_version()
