@@ -36,6 +36,10 @@ from .resp import redis_py
 TOKEN_LENGTH = 8
 #: Seconds a process waits for another node's answer (it may open an upstream stream first).
 ANSWER_TIMEOUT = 30.0
+#: Seconds before subscribing again after the Valkey/Redis subscription failed, doubled after
+#: each failure up to the second.
+_RETRY_FIRST = 0.5
+_RETRY_MAX = 10.0
 _CHANNEL = "hapta:rt:"
 _ALPHABET = string.ascii_letters + string.digits
 #: Answers a subscription passed on: ``(status, content type, body)``.
@@ -120,46 +124,78 @@ class Relay:
     # ------------------------------------------------------------------ across nodes
 
     async def _listen(self) -> None:
-        """Subscribe to this process's channel (before any client id is handed out)."""
+        """Subscribe to this process's channel (before any client id is handed out), and keep
+        the subscription for as long as the process runs (``_read``)."""
         self._redis = redis_py(self._redis_url or "", 5.0)
+        pubsub = await self._subscribe()
+        if isinstance(pubsub, Exception):
+            logs.warn_retry(
+                "realtime relay: Valkey/Redis unreachable; subscriptions stay on this host "
+                "until it answers",
+                pubsub,
+                _RETRY_FIRST,
+            )
+            pubsub = None
+        self._listener = asyncio.get_running_loop().create_task(self._read(pubsub))
+
+    async def _subscribe(self) -> Any:
+        """A pub/sub connection subscribed to this process's channel, or the error."""
         pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(_CHANNEL + self.token)
-        except Exception as exc:  # noqa: BLE001  (this host's workers still reach each other)
-            msg = "realtime relay: Valkey/Redis unreachable; subscriptions stay on this host"
-            logs.log.warning(msg, extra={"fields": {"msg": msg, "error": str(exc)}})
-            self._redis = None
-            return
-        self._listener = asyncio.get_running_loop().create_task(self._read(pubsub))
-
-    async def _read(self, pubsub: Any) -> None:
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None or message.get("type") != "message":
-                    continue
-                try:
-                    data = orjson.loads(message["data"])
-                except orjson.JSONDecodeError:
-                    continue
-                if not isinstance(data, dict):
-                    continue
-                if "answer" in data:
-                    waiting = self._waiting.pop(str(data.get("id")), None)
-                    if waiting is not None and not waiting.done():
-                        waiting.set_result(data["answer"])
-                elif "request" in data:
-                    task = asyncio.get_running_loop().create_task(self._answer(data))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001  (logged; this host's workers still relay)
-            msg = "realtime relay: the Valkey/Redis subscription failed"
-            logs.log.warning(msg, extra={"fields": {"msg": msg, "error": str(exc)}})
-        finally:
+        except Exception as exc:  # noqa: BLE001  (the caller retries)
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+            return exc
+        return pubsub
+
+    async def _read(self, pubsub: Any) -> None:
+        """Handle the channel's messages. When the subscription fails (Valkey/Redis restarted
+        or unreachable), it is made again, waiting ``_RETRY_FIRST`` seconds and twice as long
+        after each failure, up to ``_RETRY_MAX``: until then other nodes cannot reach this
+        process's streams (their subscription POSTs are answered 404)."""
+        delay = _RETRY_FIRST
+        while True:
+            if pubsub is None:
+                await asyncio.sleep(delay)
+                found = await self._subscribe()
+                if isinstance(found, Exception):
+                    delay = min(delay * 2, _RETRY_MAX)
+                    logs.warn_retry("realtime relay: cannot subscribe again", found, delay)
+                    continue
+                pubsub, delay = found, _RETRY_FIRST
+                msg = "realtime relay: subscribed again"
+                logs.log.info(msg, extra={"fields": {"msg": msg}})
+            try:
+                await self._messages(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (subscribed again; this host still relays)
+                logs.warn_retry("realtime relay: the Valkey/Redis subscription failed", exc, delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            pubsub = None
+
+    async def _messages(self, pubsub: Any) -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                data = orjson.loads(message["data"])
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            if "answer" in data:
+                waiting = self._waiting.pop(str(data.get("id")), None)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(data["answer"])
+            elif "request" in data:
+                task = asyncio.get_running_loop().create_task(self._answer(data))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, data: dict[str, Any]) -> None:
         assert self._handler is not None
@@ -178,7 +214,10 @@ class Relay:
         self._waiting[request_id] = waiting
         try:
             message = {"id": request_id, "from": self.token, "request": request}
-            heard = await self._redis.publish(_CHANNEL + token, orjson.dumps(message))
+            try:
+                heard = await self._redis.publish(_CHANNEL + token, orjson.dumps(message))
+            except Exception as exc:  # Valkey/Redis down: the caller answers a 502, not a 500
+                raise ConnectionError(str(exc) or type(exc).__name__) from exc
             if not heard:
                 raise RelayUnavailable(token)
             answer = await asyncio.wait_for(waiting, ANSWER_TIMEOUT)
