@@ -94,6 +94,10 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"extensions": ["myapp.gateway_ext"], "extension_paths": ["ext"]},
     {"extensions": ["my-app"]},
     {"extensions": "myapp"},
+    {"ratelimit": {"Max": 5, "Message": ""}},  # an empty 429 message: refused by both
+    {"ratelimits": [{"Label": "*:auth", "Max": 5, "Duration": 1000, "Message": ""}]},
+    {"rate_limit": {"Max": 5, "Message": ""}},
+    {"ratelimit": {"Max": 5, "Message": "Slow down."}},
 ]
 
 

@@ -95,7 +95,10 @@ class RateLimitRule(_Settings):
     )
     enabled: bool = Field(default=True, alias="isEnabled", description="Apply the rule.")
     message: str = Field(
-        default="Too Many Requests.", alias="Message", description="The message of the 429 answer."
+        default="Too Many Requests.",
+        alias="Message",
+        min_length=1,
+        description="The message of the 429 answer.",
     )
 
 
@@ -116,7 +119,10 @@ class LabeledRateLimit(_Settings):
     )
     enabled: bool = Field(default=True, alias="isEnabled", description="Apply the rule.")
     message: str | None = Field(
-        default=None, alias="Message", description="The 429 message (default: ratelimit's)."
+        default=None,
+        alias="Message",
+        min_length=1,
+        description="The 429 message (default: ratelimit's).",
     )
     name: str | None = Field(
         default=None, alias="Name", description="The metric label (default: Label/Per)."
@@ -130,7 +136,7 @@ class LegacyRateLimit(_Settings):
     duration: int | None = Field(default=None, alias="Duration", ge=1, description="Seconds.")
     per_ip: bool | None = Field(default=None, alias="IP")
     enabled: bool | None = Field(default=None, alias="isEnabled")
-    message: str | None = Field(default=None, alias="Message")
+    message: str | None = Field(default=None, alias="Message", min_length=1)
 
 
 class CollectionCache(_Settings):
