@@ -131,6 +131,17 @@ def add_headers(scope: Scope, send: Send, headers: Headers) -> Send:
     return _AddHeaders(send, headers)
 
 
+def take_back_headers(scope: Scope, headers: Headers) -> None:
+    """Withdraw ``headers``, given to ``add_headers`` before the response began (the answer
+    carries others in their place); ``headers`` is left empty."""
+    extensions = scope.get("extensions")
+    extension = extensions.get(RESPONSE_HEADERS) if extensions is not None else None
+    if extension is not None:
+        given: Headers = extension["headers"]
+        given[:] = [item for item in given if item not in headers]
+    headers.clear()
+
+
 class _AddHeaders:
     """A ``send`` that adds headers to the response's head and passes every message on; it
     hands back the next ``send``'s awaitable rather than awaiting it (no coroutine of its own)."""
@@ -139,6 +150,7 @@ class _AddHeaders:
 
     def __init__(self, send: Send, headers: Headers) -> None:
         self._send = send
+        #: Read when the response begins (``take_back_headers`` may have emptied it).
         self._headers: Headers | None = headers
 
     def __call__(self, message: Message) -> Awaitable[None]:

@@ -46,6 +46,7 @@ from ..asgi import (
     add_headers,
     header,
     respond,
+    take_back_headers,
 )
 from ..catalog import BY_NAME
 from ..clientip import network_of
@@ -132,8 +133,10 @@ class RateLimit:
         st: RequestState = scope[STATE]
         route = st.route
         assert route is not None
+        #: The RateLimit-* headers given to the response (a batch's item refused takes them back).
+        given: Headers = []
         if route is BATCH and self.rules.per_operation:
-            st.charge = self._charger(scope, "ip:" + network_of(st.client))
+            st.charge = self._charger(scope, "ip:" + network_of(st.client), given)
         rules = self.rules.for_route(route, preflight=scope["method"] == "OPTIONS")
         if rules:
             try:
@@ -168,8 +171,8 @@ class RateLimit:
                     rule, decision = max(refused, key=lambda rd: rd[1].reset_ms)
                     await self._refuse(scope, send, rule, decision)
                     return
-                headers = _limit_headers(rule, decision.remaining, decision.reset_ms)
-                send = add_headers(scope, send, headers)
+                given += _limit_headers(rule, decision.remaining, decision.reset_ms)
+                send = add_headers(scope, send, given)
         if not (self.rules.per_user and route.name in _TOKEN_ROUTES):
             await self.app(scope, receive, send)
             return
@@ -187,9 +190,11 @@ class RateLimit:
         ]
         await respond(scope, send, 429, headers, envelope(429, rule.message))
 
-    def _charger(self, scope: Scope, ip: str) -> Charge:
+    def _charger(self, scope: Scope, ip: str, given: Headers) -> Charge:
         """Counts a batch's items as PocketBase does: each against the rules of its collection
-        and operation (``posts:create``...), one after the other; the first refused raises."""
+        and operation (``posts:create``...), one after the other; the first refused raises, its
+        429 carrying the refusing rule's ``RateLimit-*`` headers in place of ``given`` (the
+        request's)."""
         verified: list[str] = []
 
         async def charge(operations: list[tuple[str, str]]) -> None:
@@ -220,6 +225,7 @@ class RateLimit:
                         (b"retry-after", b"%d" % _seconds(decision.reset_ms)),
                         *_limit_headers(rule, decision.remaining, decision.reset_ms),
                     ]
+                    take_back_headers(scope, given)
                     raise ApiError(429, rule.message, headers=headers)
 
         return charge
