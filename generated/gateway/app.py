@@ -34,6 +34,7 @@ from .errors import JSON_HEADERS, NOT_FOUND, envelope
 from .extapp import ExtensionApp
 from .fanout import Hub
 from .layers.hooks import HookTable
+from .layers.ratelimit import RateLimit
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class Gateway:
         self.ops: Any = None
         #: The extensions' routers (``extensions``), when one has a router.
         self.ext: ExtensionApp | None = None
+        #: ``ext`` behind the layers every request passes (``chain.extension_chain``).
+        self._ext_chain: ASGIApp | None = None
         self._caches: list[Cache] = []
         self.pages: Pages | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,8 +93,8 @@ class Gateway:
                 await self.pages(scope, receive, send)
             elif path in PATHS and self.ops is not None:
                 await self.ops(scope, receive, send)
-            elif self.ext is not None and self.ext.serves(scope):
-                await self.ext(scope, receive, send)
+            elif self._ext_chain is not None and self.ext is not None and self.ext.serves(scope):
+                await self._ext_chain(scope, receive, send)
             else:
                 await send({"type": "http.response.start", "status": 404, "headers": JSON_HEADERS})
                 await send({"type": "http.response.body", "body": _NOT_FOUND})
@@ -150,6 +153,7 @@ class Gateway:
 
             self.cache_shared = SharedTier(settings.redis_url, self.metrics)
         self.realtime = chain.hub(settings, self.upstream, self.metrics)
+        limits: list[RateLimit] = []
         self.api = chain.build(
             settings,
             self.upstream,
@@ -161,9 +165,13 @@ class Gateway:
             hooks,
             self._caches,
             self.realtime,
+            limits,
         )
         if loaded.routers:
             self.ext = ExtensionApp(loaded, self._context)
+            self._ext_chain = chain.extension_chain(
+                self.ext, settings, self.metrics, self.access_log, limits[0] if limits else None
+            )
         if self.cache_shared is not None:
             self.cache_shared.start()
         if self.cache_listener is not None:

@@ -2,8 +2,8 @@
 """Rate-limit rules at run time: which rules apply to a route, and under which key a caller counts.
 
 The rules themselves are generated from ``hapta.yaml`` into ``ratelimit_rules.py``. A label is
-``*`` (every route), ``<collection|*>:<operation>`` or a standalone label (``batch``,
-``realtime``, ``files-token``, ``health``); ``auth`` as an operation is every POST auth
+``*`` (every route, an extension's too), ``<collection|*>:<operation>`` or a standalone label
+(``batch``, ``realtime``, ``files-token``, ``health``, ``extension``: the extensions' routes); ``auth`` as an operation is every POST auth
 endpoint, as PocketBase's ``*:auth`` tag. Every rule that matches a request must allow it.
 A CORS preflight (``OPTIONS``) is not the operation it asks about: only ``*`` rules count it
 (a browser sends one before a cross-origin login, and it must not spend the login's budget).
@@ -31,6 +31,7 @@ _STANDALONE = {
     "realtime.subscribe": "realtime",
     "files.token": "files-token",
     "health": "health",
+    "extension": "extension",
 }
 
 

@@ -108,7 +108,8 @@ class LabeledRateLimit(_Settings):
     label: str = Field(
         alias="Label",
         description="'*', '<collection|*>:<operation>' (posts:create, *:auth, "
-        "users:auth-with-password) or batch, realtime, files-token, health.",
+        "users:auth-with-password) or batch, realtime, files-token, health, extension (the "
+        "extensions' routes).",
     )
     max: int = Field(alias="Max", ge=1, description="Requests allowed per window.")
     duration: int = Field(alias="Duration", ge=1, description="The window, in milliseconds.")

@@ -15,8 +15,9 @@ ratelimits:           # more rules, each with its own window; every matching rul
   - {Label: "*", Max: 2000, Duration: 1000, Per: global}
 ```
 
-A label is ``*`` (every route), ``<collection|*>:<operation>``, or ``batch`` / ``realtime`` /
-``files-token`` / ``health``. Operations: ``list view create update delete file auth`` (every
+A label is ``*`` (every route, the extensions' too), ``<collection|*>:<operation>``, or
+``batch`` / ``realtime`` / ``files-token`` / ``health`` / ``extension`` (every route of the
+extensions' routers). Operations: ``list view create update delete file auth`` (every
 POST auth endpoint), ``auth-methods``, ``impersonate`` and each auth endpoint by its path name
 (``auth-with-password``...) or PocketBase's tag (``authWithPassword``...). ``Per`` is ``ip``,
 ``user`` (the identity PocketBase vouched for; see the gateway's ``layers/ratelimit``) or
@@ -71,7 +72,7 @@ OPERATIONS = frozenset(
     | set(_AUTH_ACTIONS)
 )
 #: Labels of the routes that belong to no collection.
-STANDALONE = frozenset({"batch", "realtime", "files-token", "health"})
+STANDALONE = frozenset({"batch", "realtime", "files-token", "health", "extension"})
 _COLLECTION = re.compile(r"^(\*|[A-Za-z0-9_]+)$")
 
 

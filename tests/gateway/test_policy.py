@@ -332,6 +332,43 @@ def test_unknown_paths_and_bad_calls_outside_api_answer_in_the_envelope(client: 
     assert bad.status_code == 400 and set(bad.json()["data"]) == {"perPage"}
 
 
+def test_extension_routes_are_rate_limited_and_counted(
+    policy_pb: PocketBaseServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An ``extension`` rule limits the extensions' routes (and nothing under ``/api/``); their
+    requests are in ``hapta_requests_total{route="extension"}``. (What a route asks PocketBase
+    through ``ctx.pocketbase`` passes the ``/api/`` chain, and its limits, as the caller.)"""
+    out = tmp_path_factory.mktemp("policy-rl")
+    config = {
+        "ratelimits": [{"Label": "extension", "Max": 2, "Duration": 60000, "Message": "Feed later."}],
+        "extensions": ["postly_ext.feed"],
+        "extension_paths": [str(EXT_DIR)],
+    }
+    result = generate(_schema(), config_from_dict(config))
+    assert result.ok, result.errors
+    write(result.files, out)
+    env = {"HAPTA_RATE_LIMIT_ENABLED": "true"}
+    process = GatewayProcess(policy_pb.url, env=env, tmp=out, cwd=out).start()
+    try:
+        with httpx.Client(base_url=process.url, timeout=30) as gw:
+            for left in ("1", "0"):
+                resp = gw.get("/feed")
+                assert resp.status_code == 200, resp.text
+                assert resp.headers.get_list("ratelimit-limit") == ["2"]
+                assert resp.headers["ratelimit-remaining"] == left
+            refused = gw.get("/feed")
+            assert refused.status_code == 429
+            assert refused.json() == {"status": 429, "message": "Feed later.", "data": {}}
+            assert int(refused.headers["retry-after"]) >= 1
+            health = gw.get("/api/health")  # not an extension's route: not limited
+            assert health.status_code == 200 and "ratelimit-limit" not in health.headers
+        assert metric(process, "hapta_requests_total", route="extension", status="200") == 2
+        assert metric(process, "hapta_requests_total", route="extension", status="429") == 1
+        assert metric(process, "hapta_ratelimited_total", rule="extension/ip") == 1
+    finally:
+        process.stop()
+
+
 # --------------------------------------------------------------------------- hooks
 
 

@@ -15,7 +15,7 @@ from gateway.layers.ratelimit import RateLimit
 from gateway.limitstore import Decision, MemoryWindows, RedisWindows, TokenBook, redis_client
 from gateway.metrics import Metrics
 from gateway.ratelimit import Rules, RuleSpec, matches
-from gateway.routing import match
+from gateway.routing import EXTENSION, match
 
 
 def test_window_slides_one_request_at_a_time() -> None:
@@ -86,6 +86,14 @@ def rule(label: str) -> RuleSpec:
 )
 def test_labels(label: str, method: str, path: str, expected: bool) -> None:
     assert matches(rule(label), match(method, path)) is expected
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [("extension", True), ("*", True), ("health", False), ("*:list", False), ("posts:view", False)],
+)
+def test_extension_routes_match_extension_and_star_rules_only(label: str, expected: bool) -> None:
+    assert matches(rule(label), EXTENSION) is expected
 
 
 def test_a_collection_named_by_id_is_the_same_collection() -> None:

@@ -105,6 +105,11 @@ class RateLimit:
         self._plain = self.memory is not None and not rules.per_user
         self._logged = -_LOG_EVERY
 
+    def around(self, app: ASGIApp) -> RateLimit:
+        """The same limits (rules, counts, known tokens) in front of another app (the
+        extensions' routers): a ``*`` rule counts its requests and ``/api/``'s together."""
+        return RateLimit(app, self.rules, self.windows, self.book, self.metrics, self.fail_open)
+
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """Decides, then hands back the rest of the chain's awaitable: in the common case
         (counts in this process, one rule, none per user, not a batch) without a coroutine of

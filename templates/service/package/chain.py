@@ -31,8 +31,9 @@ from .layers.clientip import ClientAddress
 from .layers.forward import Forward
 from .layers.hooks import Hooked, HookTable
 from .layers.observe import Observe
+from .layers.ratelimit import RateLimit
 from .layers.ratelimit import from_settings as rate_limit
-from .layers.route import RouteLayer
+from .layers.route import ExtensionRoute, RouteLayer
 from .layers.session import Sessions
 from .layers.shape import ANY_HIDDEN, Shape
 from .layers.sse import SseStreams
@@ -62,13 +63,15 @@ def build(
     hooks: HookTable | None = None,
     caches: list[Cache] | None = None,
     realtime: Hub | None = None,
+    limits: list[RateLimit] | None = None,
 ) -> ASGIApp:
     """The chain, innermost layer first. With the cache on, ``listener`` (when given: the
     superuser credentials are set) feeds it the writes made elsewhere, and ``shared`` (when
     given: ``HAPTA_REDIS_URL``) is the tier behind its in-process store; the caller starts
     both. What must be closed at shutdown goes in ``on_close``. ``hooks`` are the extensions'
     (``extensions``); the cache layer, when there is one, is appended to ``caches``.
-    ``realtime``: the process's realtime hub (``fanout``), made here when not given."""
+    ``realtime``: the process's realtime hub (``fanout``), made here when not given. The rate
+    limit layer, when there is one, is appended to ``limits`` (``extension_chain`` shares it)."""
     streams = StreamSlots.from_settings(settings)
     if realtime is None:
         realtime = hub(settings, upstream, metrics)
@@ -91,8 +94,33 @@ def build(
     if hooks is not None and hooks.any:  # before sessions: hooks act with the caller's own key
         app = Hooked(app, hooks)
     if settings.rate_limit_enabled and RULES:
-        app = rate_limit(app, settings, metrics, Rules(RULES))
+        limiter = rate_limit(app, settings, metrics, Rules(RULES))
+        app = limiter
+        if limits is not None:
+            limits.append(limiter)
     app = RouteLayer(app)
+    if settings.trusted_proxies:
+        app = ClientAddress(app, ClientIP(settings.trusted_proxies))
+    return Observe(app, metrics, access_log)
+
+
+def extension_chain(
+    app: ASGIApp,
+    settings: Settings,
+    metrics: Metrics,
+    access_log: logs.AccessLog | None,
+    limiter: RateLimit | None,
+) -> ASGIApp:
+    """The path of a request to the extensions' routers (``extapp``), outside ``/api/``:
+
+        observe → client IP → extension route → [rate limit] → the routers
+
+    counted, logged and limited as ``/api/`` requests are (route ``extension``; ``limiter``
+    is the chain's, so a ``*`` rule counts both together). The routers ask PocketBase
+    through the ``/api/`` chain (``ctx.pocketbase``), which checks what it always checks."""
+    if limiter is not None:
+        app = limiter.around(app)
+    app = ExtensionRoute(app)
     if settings.trusted_proxies:
         app = ClientAddress(app, ClientIP(settings.trusted_proxies))
     return Observe(app, metrics, access_log)

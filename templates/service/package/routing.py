@@ -51,6 +51,8 @@ class Route:
 
 
 HEALTH = Route("health")
+#: A request to an extension's router (served outside ``/api/``: ``extapp``).
+EXTENSION = Route("extension")
 BATCH = Route("batch")
 FILE_TOKEN = Route("files.token")
 REALTIME_CONNECT = Route("realtime.connect")
