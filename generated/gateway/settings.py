@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     #: Seconds a client has to send a whole request head, from the connection's opening or the
     #: request's first byte (past them: 408, the connection closed).
     header_timeout: float = Field(default=10.0, gt=0, alias="HAPTA_HEADER_TIMEOUT")
+    #: Seconds a request body's next piece may take to come while the gateway reads it (past
+    #: them the connection is closed).
+    body_timeout: float = Field(default=30.0, gt=0, alias="HAPTA_BODY_TIMEOUT")
     max_headers: int = Field(default=100, ge=8, alias="HAPTA_MAX_HEADERS")
     max_clients: int = Field(default=10_000, ge=1, alias="HAPTA_MAX_CLIENTS")
     max_streams: int = Field(default=1000, ge=1, alias="HAPTA_MAX_STREAMS")

@@ -4,6 +4,7 @@
   head is cut at the bound, so a header flood leaves the gateway's memory where it was;
 * client connections past ``HAPTA_MAX_CLIENTS``: 503;
 * a head not whole within ``HAPTA_HEADER_TIMEOUT`` (nothing sent, or a header never ended): 408;
+  a body whose next piece does not come within ``HAPTA_BODY_TIMEOUT``: the connection closed;
 * realtime streams per client IP (429) and in total (503), refused before PocketBase is asked,
   and the slot given back when a client leaves;
 * a huge body being checked does not stop other clients from being answered.
@@ -245,6 +246,34 @@ def test_a_head_that_does_not_arrive_in_time_gets_408(gw_pb: PocketBaseServer, g
     finally:
         silent.close()
         slow.close()
+        process.stop()
+
+
+def test_a_body_that_stops_coming_closes_the_connection(gw_pb: PocketBaseServer, gw_tmp: Path) -> None:
+    process = GatewayProcess(gw_pb.url, env={"HAPTA_BODY_TIMEOUT": "1"}, tmp=gw_tmp).start()
+    body = b'{"title":"' + b"t" * 38 + b'"}'
+    head = b"POST /api/collections/posts/records HTTP/1.1\r\nHost: gw\r\n"
+    head += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    stalled = _connect(process.url)
+    trickled = _connect(process.url)
+    try:
+        stalled.sendall(head + body[:10])  # and nothing more
+        # a body that keeps coming, a piece every 0.4 s (2 s in all), is read to its end
+        trickled.sendall(head.replace(b"Host: gw\r\n", b"Host: gw\r\nConnection: close\r\n"))
+        for start in range(0, len(body), 10):
+            threading.Event().wait(0.4)  # the pace is what is tested, not a readiness wait
+            trickled.sendall(body[start : start + 10])
+        answer = _read_response(trickled, timeout=10)
+        assert re.match(rb"HTTP/1.1 (\d+) ", answer) and not answer.startswith(b"HTTP/1.1 408"), answer
+        assert b'"status"' in answer  # PocketBase's (or the gateway's) envelope: the body was read
+        stalled.settimeout(10)
+        assert stalled.recv(65536) == b""  # closed by the gateway, no answer (a timeout fails)
+        wait_until(
+            lambda: _refused(process.url).get("body_timeout") == 1, what="the stalled body counted"
+        )
+    finally:
+        stalled.close()
+        trickled.close()
         process.stop()
 
 

@@ -61,13 +61,13 @@ class Tally:
 #: Requests the HTTP server (``server``) refused before the application saw them, by reason:
 #: counted for the whole process and shown by every ``Metrics`` (``hapta_refused_total``).
 REFUSED: dict[str, int] = dict.fromkeys(
-    ("head_too_large", "uri_too_long", "too_many_clients", "head_timeout"), 0
+    ("head_too_large", "uri_too_long", "too_many_clients", "head_timeout", "body_timeout"), 0
 )
 
 
 def refused(reason: str) -> None:
     """Count one refusal of the server's (``head_too_large``, ``uri_too_long``,
-    ``too_many_clients``, ``head_timeout``, ``invalid``)."""
+    ``too_many_clients``, ``head_timeout``, ``body_timeout``, ``invalid``)."""
     REFUSED[reason] = REFUSED.get(reason, 0) + 1
 
 

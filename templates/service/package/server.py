@@ -11,6 +11,9 @@ connections. This subclass bounds them, as PocketBase's Go server does for heads
 * a head not whole ``HAPTA_HEADER_TIMEOUT`` seconds after the connection opened or the request's
   first byte came: 408 (uvicorn waits for ever, so a client sending nothing, or a byte now and
   then, held a connection, and enough of them every connection ``HAPTA_MAX_CLIENTS`` allows);
+* a request body whose next piece takes more than ``HAPTA_BODY_TIMEOUT`` seconds to come (while
+  the gateway reads it): the connection is closed (the application is reading: no room for an
+  answer), as a trickled body held a connection the same way;
 * a connection opened while ``HAPTA_MAX_CLIENTS`` are open (clamped to the open-file budget,
   ``filelimit``): 503 at once, whether or not its request has arrived, so connections past
   the bound cannot hold file handles (the 503 is there for the client to read when it does).
@@ -90,8 +93,10 @@ class Bounds(NamedTuple):
     head: int
     headers: int
     clients: int
-    #: Seconds for a whole head (``HAPTA_HEADER_TIMEOUT``).
+    #: Seconds for a whole head (``HAPTA_HEADER_TIMEOUT``), and between two pieces of a body
+    #: (``HAPTA_BODY_TIMEOUT``).
     head_timeout: float = 10.0
+    body_timeout: float = 30.0
 
 
 class _Refused(Exception):
@@ -107,7 +112,11 @@ def bounds_from_settings() -> Bounds:
         open_file_limit(), settings.max_connections, settings.max_clients, settings.max_streams
     )
     return Bounds(
-        settings.max_header_size, settings.max_headers, fit.clients, settings.header_timeout
+        settings.max_header_size,
+        settings.max_headers,
+        fit.clients,
+        settings.header_timeout,
+        settings.body_timeout,
     )
 
 
@@ -129,7 +138,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         bounds = BoundedHttpToolsProtocol.bounds
         if bounds is None:
             bounds = BoundedHttpToolsProtocol.bounds = bounds_from_settings()
-        self._max_head, self._max_headers, self._max_clients, self._head_timeout = bounds
+        self._max_head, self._max_headers, self._max_clients = bounds[:3]
+        self._head_timeout, self._body_timeout = bounds.head_timeout, bounds.body_timeout
         self._head_open = False  # from the first byte of a request until its headers are in
         self._began = False  # a request began in the read being parsed
         self._head_size = 0  # URL and header bytes of the current head, as the parser hands them
@@ -137,9 +147,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._refused = False
         self._idle_since: float | None = None  # when the last response ended, while idle
-        #: When the head awaited must be whole (loop time); ``None`` while none is awaited.
-        self._head_deadline: float | None = None
-        self._head_timer: asyncio.TimerHandle | None = None
+        #: What the connection waits for from the client (``_expect``), and until when.
+        self._awaited: str | None = None
+        self._read_deadline = 0.0
+        self._read_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -147,31 +158,46 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(503, TOO_MANY_CLIENTS)  # for ``LINGER`` seconds, no longer (unlogged:
             # a flood of refusals must not become a flood of log lines)
             return
-        self._await_head()
+        self._expect("head")
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
 
-    # -- the head's time: one timer per connection, re-armed only when it fires early
-    def _await_head(self) -> None:
-        """A head must be whole ``head_timeout`` seconds from now."""
-        self._head_deadline = self.loop.time() + self._head_timeout
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self._head_timeout, self._head_time_up)
+    # -- read deadlines: one timer per connection, re-armed only when it fires early
+    def _expect(self, what: str | None) -> None:
+        """``what`` must arrive in time from now: ``"head"`` a whole head (``head_timeout``),
+        ``"body"`` the body's next piece (``body_timeout``); ``None``: nothing is awaited."""
+        self._awaited = what
+        if what is None:
+            return
+        seconds = self._head_timeout if what == "head" else self._body_timeout
+        deadline = self._read_deadline = self.loop.time() + seconds
+        timer = self._read_timer
+        if timer is not None and timer.when() > deadline:  # set for later: too late for this
+            timer.cancel()
+            timer = None
+        if timer is None:
+            self._read_timer = self.loop.call_at(deadline, self._time_up)
 
-    def _head_time_up(self) -> None:
-        self._head_timer = None
-        deadline = self._head_deadline
-        if deadline is None or self._refused or self.transport.is_closing():
+    def _time_up(self) -> None:
+        self._read_timer = None
+        awaited = self._awaited
+        if awaited is None or self._refused or self.transport.is_closing():
             return
-        left = deadline - self.loop.time()
-        if left > 0:
-            self._head_timer = self.loop.call_later(left, self._head_time_up)
-            return
-        self._refuse(408, HEAD_TIMEOUT)
+        now = self.loop.time()
+        if awaited == "body" and self.flow.read_paused:  # the gateway is not reading: its wait
+            self._read_deadline = now + self._body_timeout
+        if self._read_deadline > now:
+            self._read_timer = self.loop.call_at(self._read_deadline, self._time_up)
+        elif awaited == "head":
+            self._refuse(408, HEAD_TIMEOUT)
+        else:  # the application is reading the body: no room for an answer, the connection ends
+            self._refused = True
+            refused("body_timeout")
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -211,7 +237,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_open = self._began = True
-        self._await_head()
+        self._expect("head")
         self._head_size = self._head_seen = self._header_count = 0
 
     def on_url(self, url: bytes) -> None:
@@ -231,10 +257,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.expect_100_continue = True
         self.headers.append((name, value))
 
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        if self._awaited == "body":
+            self._expect("body")  # the next piece has its own time
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._awaited == "body":
+            self._expect(None)
+
     def on_headers_complete(self) -> None:
         """uvicorn's, with the cycle that writes a response in one piece (``_Cycle``)."""
         self._head_open = False
-        self._head_deadline = None
+        self._expect("body")  # until the message is complete (at once when it has none)
         parser = self.parser
         scope = self.scope
         http_version = parser.get_http_version()
@@ -242,6 +278,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if http_version != "1.1":
             scope["http_version"] = http_version
         if parser.should_upgrade() and self._should_upgrade():
+            self._expect(None)
             return
         parsed_url = httptools.parse_url(self.url)
         raw_path = parsed_url.path
