@@ -9,12 +9,13 @@ connections. This subclass bounds them, as PocketBase's Go server does for heads
   414 when the URL alone is that long; an unfinished head is cut as soon as it passes the bound,
   so a connection never holds more than the bound plus one read;
 * more than ``HAPTA_MAX_HEADERS`` headers: 431;
-* a head not whole ``HAPTA_HEADER_TIMEOUT`` seconds after the connection opened or the request's
-  first byte came: 408 (uvicorn waits for ever, so a client sending nothing, or a byte now and
-  then, held a connection, and enough of them every connection ``HAPTA_MAX_CLIENTS`` allows);
-* a request body whose next piece takes more than ``HAPTA_BODY_TIMEOUT`` seconds to come (while
-  the gateway reads it): the connection is closed (the application is reading: no room for an
-  answer), as a trickled body held a connection the same way;
+* a head not whole ``HAPTA_HEADER_TIMEOUT`` seconds (checked every few seconds: a timer counts
+  progress rather than reading the clock per request) after the connection opened or the request's first byte came: 408
+  (uvicorn waits for ever, so a client sending nothing, or a byte now and then, held a
+  connection, and enough of them every connection ``HAPTA_MAX_CLIENTS`` allows);
+* a request body whose next piece takes more than ``HAPTA_BODY_TIMEOUT`` seconds (as above) to
+  come while the gateway reads it: the connection is closed (the application
+  is reading: no room for an answer), as a trickled body held a connection the same way;
 * a connection opened while ``HAPTA_MAX_CLIENTS`` are open (clamped to the open-file budget,
   ``filelimit``): 503 at once, whether or not its request has arrived, so connections past
   the bound cannot hold file handles (the 503 is there for the client to read when it does).
@@ -148,9 +149,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._refused = False
         self._idle_since: float | None = None  # when the last response ended, while idle
-        #: What the connection waits for from the client (``_expect``), and until when.
+        #: What the connection waits for from the client, the progress made (see ``_arm``), how
+        #: much there was when the read timer was set, and the seconds without any.
         self._awaited: str | None = None
-        self._read_deadline = 0.0
+        self._progress = 0
+        self._seen = 0
+        self._idle = 0.0
+        self._tick = min(self._head_timeout, self._body_timeout)
         self._read_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -159,7 +164,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(503, TOO_MANY_CLIENTS)  # for ``LINGER`` seconds, no longer (unlogged:
             # a flood of refusals must not become a flood of log lines)
             return
-        self._expect("head")
+        self._awaited = "head"
+        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -167,38 +173,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._read_timer.cancel()
             self._read_timer = None
 
-    # -- read deadlines: one timer per connection, re-armed only when it fires early
-    def _expect(self, what: str | None) -> None:
-        """``what`` must arrive in time from now: ``"head"`` a whole head (``head_timeout``),
-        ``"body"`` the body's next piece (``body_timeout``); ``None``: nothing is awaited."""
-        self._awaited = what
-        if what is None:
-            return
-        seconds = self._head_timeout if what == "head" else self._body_timeout
-        deadline = self._read_deadline = self.loop.time() + seconds
-        timer = self._read_timer
-        if timer is not None and timer.when() > deadline:  # set for later: too late for this
-            timer.cancel()
-            timer = None
-        if timer is None:
-            self._read_timer = self.loop.call_at(deadline, self._time_up)
+    # -- read deadlines: one timer per connection, counting progress rather than reading the clock
+    #: The parser callbacks only note what is awaited (``_awaited``: "head", "body" or ``None``)
+    #: and count progress (``_progress``: messages begun, heads and body pieces received); the
+    #: timer ticks every ``_tick`` seconds while something is awaited and acts when no progress
+    #: came for the awaited thing's timeout, so a bound holds within one tick of its value.
+    def _arm(self) -> None:
+        self._seen = self._progress
+        self._read_timer = self.loop.call_later(self._tick, self._time_up)
 
     def _time_up(self) -> None:
         self._read_timer = None
         awaited = self._awaited
         if awaited is None or self._refused or self.transport.is_closing():
+            self._idle = 0.0
             return
-        now = self.loop.time()
-        if awaited == "body" and self.flow.read_paused:  # the gateway is not reading: its wait
-            self._read_deadline = now + self._body_timeout
-        if self._read_deadline > now:
-            self._read_timer = self.loop.call_at(self._read_deadline, self._time_up)
-        elif awaited == "head":
-            self._refuse(408, HEAD_TIMEOUT)
-        else:  # the application is reading the body: no room for an answer, the connection ends
-            self._refused = True
-            refused("body_timeout")
-            self.transport.close()
+        if self._progress != self._seen or (awaited == "body" and self.flow.read_paused):
+            self._idle = 0.0  # progress meanwhile, or the gateway is not reading: its wait
+        else:
+            self._idle += self._tick
+            if self._idle >= (self._head_timeout if awaited == "head" else self._body_timeout):
+                self._idle = 0.0
+                if awaited == "head":
+                    self._refuse(408, HEAD_TIMEOUT)
+                else:  # the application is reading the body: no room for an answer
+                    self._refused = True
+                    refused("body_timeout")
+                    self.transport.close()
+                return
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -238,7 +241,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_open = self._began = True
-        self._expect("head")
+        self._awaited = "head"
+        self._progress += 1
+        if self._read_timer is None:
+            self._arm()
         self._head_size = self._head_seen = self._header_count = 0
 
     def on_url(self, url: bytes) -> None:
@@ -261,17 +267,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
         if self._awaited == "body":
-            self._expect("body")  # the next piece has its own time
+            self._progress += 1  # the next piece has its own time
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        if self._awaited == "body":
-            self._expect(None)
+        self._awaited = None
 
     def on_headers_complete(self) -> None:
         """uvicorn's, with the cycle that writes a response in one piece (``_Cycle``)."""
         self._head_open = False
-        self._expect("body")  # until the message is complete (at once when it has none)
+        self._awaited = "body"  # until the message is complete (at once when it has none)
+        self._progress += 1
         parser = self.parser
         scope = self.scope
         http_version = parser.get_http_version()
@@ -279,7 +285,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if http_version != "1.1":
             scope["http_version"] = http_version
         if parser.should_upgrade() and self._should_upgrade():
-            self._expect(None)
+            self._awaited = None
             return
         parsed_url = httptools.parse_url(self.url)
         raw_path = parsed_url.path

@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     #: (429). Connections and streams are clamped to what the open-file limit allows.
     max_header_size: int = Field(default=64 * 1024, ge=1024, alias="HAPTA_MAX_HEADER_SIZE")
     #: Seconds a client has to send a whole request head, from the connection's opening or the
-    #: request's first byte (past them: 408, the connection closed).
+    #: request's first byte (past them: 408, the connection closed). Both timeouts are checked
+    #: every min(HAPTA_HEADER_TIMEOUT, HAPTA_BODY_TIMEOUT) seconds, so act within that much more.
     header_timeout: float = Field(default=10.0, gt=0, alias="HAPTA_HEADER_TIMEOUT")
     #: Seconds a request body's next piece may take to come while the gateway reads it (past
     #: them the connection is closed).
