@@ -8,13 +8,15 @@ connections. This subclass bounds them, as PocketBase's Go server does for heads
   414 when the URL alone is that long; an unfinished head is cut as soon as it passes the bound,
   so a connection never holds more than the bound plus one read;
 * more than ``HAPTA_MAX_HEADERS`` headers: 431;
-* a head not whole ``HAPTA_HEADER_TIMEOUT`` seconds (checked every few seconds: a timer counts
-  progress rather than reading the clock per request) after the connection opened or the request's first byte came: 408
-  (uvicorn waits for ever, so a client sending nothing, or a byte now and then, held a
-  connection, and enough of them every connection ``HAPTA_MAX_CLIENTS`` allows);
-* a request body whose next piece takes more than ``HAPTA_BODY_TIMEOUT`` seconds (as above) to
-  come while the gateway reads it: the connection is closed (the application
-  is reading: no room for an answer), as a trickled body held a connection the same way;
+* a head not whole ``HAPTA_HEADER_TIMEOUT`` seconds after the connection opened or the
+  request's first byte came: 408 (uvicorn waits for ever, so a client sending nothing, or a
+  byte now and then, held a connection, and enough of them every connection
+  ``HAPTA_MAX_CLIENTS`` allows);
+* a request body whose next piece takes more than ``HAPTA_BODY_TIMEOUT`` seconds to come while
+  the gateway reads it: the connection is closed (the application is reading: no room for an
+  answer), as a trickled body held a connection the same way. Both are checked by one timer per
+  connection that counts progress rather than reading the clock per request, so they act
+  within min(HAPTA_HEADER_TIMEOUT, HAPTA_BODY_TIMEOUT) seconds of their value;
 * a connection opened while ``HAPTA_MAX_CLIENTS`` are open (clamped to the open-file budget,
   ``filelimit``): 503 at once, whether or not its request has arrived, so connections past
   the bound cannot hold file handles (the 503 is there for the client to read when it does).

@@ -34,6 +34,7 @@ from ..routing import FILE_TOKEN, LOGOUT
 from ..sessions import (
     REUSED,
     MemoryStore,
+    Resolved,
     SessionStore,
     StoreUnavailable,
     bare_key,
@@ -184,14 +185,14 @@ class Sessions:
 
     def _resolve_now(self, hashed: str) -> bytes:
         assert self.memory is not None
-        found = self.memory.resolve_now(hashed, time.time(), self.grace)
-        if found.outcome == REUSED:
-            self.metrics.session_reuse.inc()
-            self.on_revoke()
-        return found.raw
+        return self._token(self.memory.resolve_now(hashed, time.time(), self.grace))
 
     async def _resolve(self, hashed: str) -> bytes:
-        found = await self.store.resolve(hashed, time.time(), self.grace)
+        return self._token(await self.store.resolve(hashed, time.time(), self.grace))
+
+    def _token(self, found: Resolved) -> bytes:
+        """The token a key resolved to (empty for none); a reused key counted and its
+        family's streams ended."""
         if found.outcome == REUSED:
             self.metrics.session_reuse.inc()
             self.on_revoke()
@@ -319,8 +320,8 @@ class _Rewrite:
 
 def _take_authorization(scope: Scope) -> _Given | None:
     """The request's headers, the position of its first ``Authorization`` and its value;
-    ``None`` without one. Any further ``Authorization`` header
-    is taken out: only the swapped token goes on, in place of the first."""
+    ``None`` without one. Any further ``Authorization`` header is taken out: only the swapped
+    token goes on, in place of the first."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     given = None
     position = 0
