@@ -133,6 +133,7 @@ BAD_POLICIES = [
     ({"extensions": ["broken_ext"], "extension_paths": ["ext"]}, "extensions: broken_ext cannot be imported (ZeroDivisionError"),
     ({"extensions": ["api_ext"], "extension_paths": ["ext"]}, "extensions: api_ext: route /api/feed is reserved"),
     ({"extensions": ["hook_ext"], "extension_paths": ["ext"]}, "extensions: hook_ext: before_write names 'nope'"),
+    ({"extensions": ["sse_ext"], "extension_paths": ["ext"]}, "extensions: sse_ext: route /sse/feed is reserved"),
 ]
 
 
@@ -147,6 +148,9 @@ def test_bad_policy_or_extension_is_one_line_exit_2_nothing_written(
         "from fastapi import APIRouter\nrouter = APIRouter()\nrouter.get('/api/feed')(lambda: 1)\n"
     )
     (out / "ext" / "hook_ext.py").write_text("before_write = {'nope:create': print}\n")
+    (out / "ext" / "sse_ext.py").write_text(
+        "from fastapi import APIRouter\nrouter = APIRouter()\nrouter.get('/sse/feed')(lambda: 1)\n"
+    )
     path = tmp_path / "hapta.yaml"
     path.write_text(yaml.safe_dump(config))
     result = runner.invoke(app, ["build", "-q", "--schema", str(POSTLY / "pb_schema.json"), "--config", str(path), "--out", str(out)])

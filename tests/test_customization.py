@@ -96,6 +96,8 @@ BAD = [
     ("json_schemas:\n  postsmeta: s/m.json\n", {}, "json_schemas key 'postsmeta' must be <collection>.<field>"),
     ("templates: nowhere/\n", {}, "templates: nowhere/: no such folder"),
     ("templates: o/\n", {"o/README.jinja": "x"}, "templates: o/: README.jinja replaces no built-in template"),
+    ("templates: o/\n", {"o/README.md.jinja": "{% if %}\n"}, "templates: README.md.jinja, line 1:"),
+    ("templates: o/\n", {"o/README.md.jinja": "{{ nope.x }}\n"}, "templates: README.md.jinja: 'nope' is undefined"),
 ]
 
 

@@ -204,7 +204,13 @@ def json_field_value(value: Any) -> Any:
     ``""`` included, stays a string."""
     if isinstance(value, str) and value and value[0] not in " \t\n\r":
         try:
-            return json.loads(value)
+            return json.loads(value, parse_constant=_not_json)
         except ValueError:
             return value
     return value
+
+
+def _not_json(constant: str) -> Any:
+    """``NaN``, ``Infinity``, ``-Infinity``: Python's ``json`` takes them, Go's does not (the
+    string stays a string)."""
+    raise ValueError(constant)

@@ -12,7 +12,18 @@ from ..errors import ConfigError
 from ..ir.model import SchemaIR
 
 _HOOKS = {"before_write": ("create", "update", "*"), "after_read": ("list", "view", "*")}
-_RESERVED = ("/api/", "/docs", "/openapi.json", "/health", "/metrics")
+#: The gateway's own paths (the generated ``extensions.RESERVED``: keep both the same).
+_RESERVED = (
+    "/api/",
+    "/docs",
+    "/openapi.json",
+    "/health",
+    "/metrics",
+    "/sse/",
+    "/datastar/",
+    "/demo/live/",
+    "/static/datastar.js",
+)
 
 
 def check_extensions(ir: SchemaIR, out: Path, config: Path | None = None) -> None:

@@ -95,9 +95,14 @@ def render(
     env.filters.update(FILTERS)
     files: dict[str, str] = {}
     for target in PLAN:
-        template = env.get_template(target.template)
-        for path, context in _instances(target, ir):
-            files[path] = with_header(path, template.render(**context))
+        try:
+            template = env.get_template(target.template)
+            for path, context in _instances(target, ir):
+                files[path] = with_header(path, template.render(**context))
+        except jinja2.TemplateError as exc:  # an override's mistake: one line, not a traceback
+            line = getattr(exc, "lineno", None)
+            where = f"{target.template}" + (f", line {line}" if line else "")
+            raise ConfigError(f"templates: {where}: {exc.message or exc}") from None
     for rel in _static_files(root):
         path = rel.replace("package/", f"{ir.package}/", 1) if rel.startswith("package/") else rel
         source = overrides / rel if overrides is not None and (overrides / rel).is_file() else root / rel

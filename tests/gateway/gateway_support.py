@@ -107,9 +107,12 @@ class GatewayProcess:
 
 def metric(target: GatewayProcess | str, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples on ``target``'s ``/metrics`` (a gateway or its URL) whose
-    labels include ``labels``; 0 when there is none."""
+    labels include ``labels``; 0 when there is none (the metric itself must exist)."""
     url = target if isinstance(target, str) else target.url
     text = httpx.get(f"{url}/metrics", timeout=5).text
+    family = name.removesuffix("_total")
+    known = f"# TYPE {family} " in text or f"# TYPE {name} " in text
+    assert known, f"no metric {name} on {url}/metrics"  # a renamed metric is not a 0
     wanted = {f'{k}="{v}"' for k, v in labels.items()}
     total = 0.0
     for line in text.splitlines():
@@ -150,6 +153,7 @@ class EventStream:
         self._stream = self._client.stream("GET", f"{base_url}/api/realtime", headers=headers)
         self.response = self._stream.__enter__()
         self.events: queue.Queue[dict[str, str]] = queue.Queue()
+        self._history: list[dict[str, str]] = []
         self.ended = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -163,6 +167,7 @@ class EventStream:
             for line in self.response.iter_lines():
                 if not line:
                     if event:
+                        self._history.append(event)
                         self.events.put(event)
                     event = {}
                     continue
@@ -182,11 +187,8 @@ class EventStream:
             raise AssertionError(f"no realtime event within {timeout}s") from None
 
     def received(self) -> list[dict[str, str]]:
-        """Every event queued so far (without waiting)."""
-        out = []
-        while not self.events.empty():
-            out.append(self.events.get_nowait())
-        return out
+        """Every event the stream sent so far, in order (those ``next_event`` took too)."""
+        return list(self._history)
 
     def close(self) -> None:
         """Disconnect (a shutdown wakes the reader thread; a bare close would not)."""

@@ -1,5 +1,6 @@
 """A reader of the gateway's own streams (``/sse/...``, ``/datastar/...``) on a thread of its own:
-every block is queued as it arrives, comments (heartbeats) and ``id``-only blocks included."""
+every block is queued as it arrives, comments (heartbeats) and ``id``-only blocks included, and
+kept: ``received`` is everything the stream sent, whatever ``next`` skipped while waiting."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class SseReader:
         self._stream = self._client.stream("GET", url, headers=headers)
         self.response = self._stream.__enter__()
         self.blocks: queue.Queue[dict[str, str]] = queue.Queue()
+        self._history: list[dict[str, str]] = []
         self.ended = threading.Event()
         if self.response.status_code == 200:
             self._thread: threading.Thread | None = threading.Thread(target=self._read, daemon=True)
@@ -37,6 +39,7 @@ class SseReader:
             for line in self.response.iter_lines():
                 if not line:
                     if block:
+                        self._history.append(block)
                         self.blocks.put(block)
                     block = {}
                     continue
@@ -76,10 +79,8 @@ class SseReader:
         return block, json.loads(block["data"])
 
     def received(self) -> list[dict[str, str]]:
-        out = []
-        while not self.blocks.empty():
-            out.append(self.blocks.get_nowait())
-        return out
+        """Every block the stream sent so far, in order (those ``next`` passed over too)."""
+        return list(self._history)
 
     def close(self) -> None:
         stream = self.response.extensions.get("network_stream")

@@ -199,6 +199,9 @@ def test_tickets_are_single_use_and_expire(
     sse_gw: GatewayProcess, gwc: httpx.Client, tokens: dict[str, str]
 ) -> None:
     assert gwc.post("/sse/ticket").status_code == 401
+    # tickets are bounded in number; a credential far longer than any token is refused
+    huge = gwc.post("/sse/ticket", headers={"Authorization": "x" * 5000})
+    assert huge.status_code == 400 and huge.json()["message"] == "The authorization token is too long for a stream ticket."
     resp = gwc.post("/sse/ticket", headers=auth(tokens["bob"]))
     assert resp.status_code == 200, resp.text
     ticket = resp.json()["ticket"]
@@ -459,7 +462,9 @@ def test_rotation_replaces_the_upstream_subscription_unnoticed(
             created.append(last)
             stream.record_event(last["id"])
             events = [b for b in stream.received() if "event" in b]
-            assert events == [], events  # no duplicate and no reset came along
+            ids = [json.loads(b["data"])["record"]["id"] for b in events if b["event"] == "create"]
+            assert ids == [post["id"] for post in created], events  # each once, in order
+            assert all(b["event"] == "create" for b in events), events  # no reset came along
             assert len(created) >= 5
             assert proxy.opened >= 3  # the subscription was replaced, twice at least
     finally:

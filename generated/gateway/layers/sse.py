@@ -45,6 +45,10 @@ from ..validation import expanded
 
 INVALID_TICKET = "The stream ticket is invalid, expired or already used."
 NEEDS_AUTHORIZATION = "The request requires valid record authorization token."
+CREDENTIAL_TOO_LONG = "The authorization token is too long for a stream ticket."
+#: Longest credential a ticket holds (a PocketBase token or session key is a few hundred bytes):
+#: the tickets are bounded in number (``sseticket``), so each must be bounded in size.
+MAX_CREDENTIAL = 4096
 _STREAM_HEADERS: Headers = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-store"),
@@ -99,6 +103,8 @@ class SseStreams:
         credential = header(scope, b"authorization")
         if not credential:
             raise ApiError(401, NEEDS_AUTHORIZATION)
+        if len(credential) > MAX_CREDENTIAL:  # tickets are bounded in number: in bytes too
+            raise ApiError(400, CREDENTIAL_TOO_LONG)
         session = (state(scope).session or "").encode()
         ticket, expires = await self.tickets.issue(session + b"\n" + credential)
         body = orjson.dumps({"ticket": ticket, "expires": expires})

@@ -167,7 +167,7 @@ class Gateway:
             limits,
         )
         if loaded.routers:
-            self.ext = ExtensionApp(loaded, self._context)
+            self.ext = ExtensionApp(loaded, self._context, settings.max_body_size)
             self._ext_chain = chain.extension_chain(
                 self.ext, settings, self.metrics, self.access_log, limits[0] if limits else None
             )

@@ -16,13 +16,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from .asgi import Receive, Scope, Send
-from .errors import BAD_REQUEST, ApiError, field_error
+from .asgi import Message, Receive, Scope, Send
+from .errors import BAD_REQUEST, TOO_LARGE, ApiError, field_error
 from .extensions import Context, Loaded
 
 
 class ExtensionApp:
-    def __init__(self, loaded: Loaded, context: Callable[[Scope], Context]) -> None:
+    def __init__(
+        self, loaded: Loaded, context: Callable[[Scope], Context], max_body_size: int
+    ) -> None:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         for router in loaded.routers:
             app.include_router(router)
@@ -54,6 +56,7 @@ class ExtensionApp:
         app.add_exception_handler(RequestValidationError, invalid)
         self.app = app
         self.context = context
+        self.max_body_size = max_body_size
 
     def serves(self, scope: Scope) -> bool:
         """One of the routers has this path (any method: FastAPI answers a wrong one)."""
@@ -61,4 +64,21 @@ class ExtensionApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = {**scope, "state": {**scope.get("state", {}), "hapta": self.context(scope)}}
-        await self.app(scope, receive, send)
+        await self.app(scope, _bounded(receive, self.max_body_size), send)
+
+
+def _bounded(receive: Receive, limit: int) -> Receive:
+    """``receive``, refusing a body past ``limit`` bytes with a 413 (``HAPTA_MAX_BODY_SIZE``, as
+    on ``/api/``): FastAPI would hold any body whole."""
+    total = 0
+
+    async def bounded() -> Message:
+        nonlocal total
+        message = await receive()
+        if message["type"] == "http.request":
+            total += len(message.get("body", b""))
+            if total > limit:  # an HTTPException: FastAPI turns any other error here into a 400
+                raise HTTPException(413, TOO_LARGE)
+        return message
+
+    return bounded

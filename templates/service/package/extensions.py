@@ -307,7 +307,17 @@ def load(names: tuple[str, ...] = EXTENSIONS, paths: tuple[str, ...] = EXTENSION
 
 
 #: Paths of the gateway's own that an extension's router may not take.
-RESERVED = ("/api/", "/docs", "/openapi.json", "/health", "/metrics")
+RESERVED = (
+    "/api/",
+    "/docs",
+    "/openapi.json",
+    "/health",
+    "/metrics",
+    "/sse/",
+    "/datastar/",
+    "/demo/live/",
+    "/static/datastar.js",
+)
 
 
 def _check_router(name: str, router: Any) -> None:
