@@ -260,18 +260,19 @@ class _DatastarWriter(_Writer):
             return b""
         shown = self.lister.shown
         record_id = str(record.get("id", ""))
+        leaving = ""  # the element pushed off the page's bottom
         if event.name == "delete":
             self.lister.count = max(0, self.lister.count - 1)
             if record_id not in shown:  # beyond the first page: only the count changes
                 return self.lister.signals().encode()
-            shown.discard(record_id)
+            del shown[record_id]
             patch = SSE.patch_elements(
                 selector=f"#{element_id(name, record)}", mode=ElementPatchMode.REMOVE
             )
         elif record_id in shown:  # an update, or a create the first list read already had
             patch = SSE.patch_elements(self.fragments.render(name, record))
         else:  # a create, or an update to a record not on the page (shown from now on)
-            shown.add(record_id)
+            shown[record_id] = None  # on top
             if event.name == "create":  # an update changes no total
                 self.lister.count += 1
             patch = SSE.patch_elements(
@@ -279,7 +280,13 @@ class _DatastarWriter(_Writer):
                 selector=f"#{list_id(name)}",
                 mode=ElementPatchMode.PREPEND,
             )
-        return (patch + self.lister.signals()).encode()
+            if len(shown) > LIST_SIZE:  # the bottom one leaves the page: it stays a page
+                bottom = next(iter(shown))
+                del shown[bottom]
+                leaving = SSE.patch_elements(
+                    selector=f"#{element_id(name, {'id': bottom})}", mode=ElementPatchMode.REMOVE
+                )
+        return (patch + leaving + self.lister.signals()).encode()
 
 
 class _Lister:
@@ -307,8 +314,9 @@ class _Lister:
         if credential:
             self.headers.append((b"authorization", credential))
         self.count = 0
-        #: Ids of the records whose elements are on the page.
-        self.shown: set[str] = set()
+        #: Ids of the records whose elements are on the page, bottom first (at most
+        #: ``LIST_SIZE``: a new one on top pushes the bottom one off).
+        self.shown: dict[str, None] = {}
 
     async def patch(self, fragments: Fragments) -> bytes:
         try:
@@ -320,7 +328,7 @@ class _Lister:
             raise ApiError(response.status, "The list could not be read.")
         page = orjson.loads(body)
         records = page.get("items", [])
-        self.shown = {str(r.get("id", "")) for r in records}
+        self.shown = {str(r.get("id", "")): None for r in reversed(records)}
         items = [fragments.render(self.spec.name, r) for r in records]
         self.count = int(page.get("totalItems", len(items)))
         patch = SSE.patch_elements(
